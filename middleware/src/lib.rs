@@ -1,0 +1,1 @@
+//! Runtime service of a baseimg appliance (discovery, pairing, management API).
