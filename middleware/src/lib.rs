@@ -14,6 +14,7 @@
 //! - [`server`]: the daemon: accepting connections, pairing, serving the API.
 //! - [`api`]: what each API request does on the device.
 //! - [`control`]: the local root-only control socket (open a pairing window).
+//! - [`daemon`]: starting the daemon (state, sockets, mDNS, signals).
 //! - [`mdns`]: announcing and discovering devices.
 //! - [`helper`]: the privileged helper's fixed operations and how the daemon reaches it.
 //! - [`client`]: the owner's side: connect, pair, request; and its key store.
@@ -22,6 +23,7 @@ pub mod api;
 pub mod client;
 pub mod confirm;
 pub mod control;
+pub mod daemon;
 pub mod display;
 pub mod fsutil;
 pub mod helper;

@@ -260,7 +260,7 @@ async fn serve_api(session: &mut Session<TcpStream>, device: &Arc<Device>) -> an
     loop {
         let request = match session.recv::<messages::Request>().await {
             Err(SessionError::Channel(noise::ChannelError::Transport(
-                crate::transport::TransportError::Closed,
+                crate::transport::TransportError::Closed(_),
             ))) => return Ok(()),
             other => other.map_err(describe)?,
         };

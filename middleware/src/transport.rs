@@ -16,9 +16,9 @@ pub const WS_PATH: &str = "/api/ws";
 /// Why a frame could not be sent or received.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    /// The peer closed the connection.
-    #[error("the peer closed the connection")]
-    Closed,
+    /// The peer closed the connection, with the reason it gave.
+    #[error("the peer closed the connection ({0})")]
+    Closed(String),
     /// A text message arrived where only binary Noise frames are allowed.
     #[error("unexpected text message on the websocket")]
     TextMessage,
@@ -32,6 +32,11 @@ pub fn websocket_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME_LEN))
         .max_frame_size(Some(MAX_FRAME_LEN))
+}
+
+fn closed(frame: Option<CloseFrame>) -> TransportError {
+    let reason = frame.map(|f| f.reason.to_string()).filter(|reason| !reason.is_empty());
+    TransportError::Closed(reason.unwrap_or_else(|| "no reason given".into()))
 }
 
 /// A websocket seen as a stream of binary frames.
@@ -55,7 +60,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FrameStream<S> {
     pub async fn recv(&mut self) -> Result<Vec<u8>, TransportError> {
         loop {
             match self.ws.next().await {
-                None | Some(Ok(Message::Close(_))) => return Err(TransportError::Closed),
+                None => return Err(TransportError::Closed("no close message".into())),
+                Some(Ok(Message::Close(frame))) => return Err(closed(frame)),
                 Some(Ok(Message::Binary(bytes))) => return Ok(bytes.to_vec()),
                 Some(Ok(Message::Text(_))) => return Err(TransportError::TextMessage),
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
