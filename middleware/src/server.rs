@@ -165,7 +165,8 @@ pub async fn serve(listener: TcpListener, device: Arc<Device>) -> anyhow::Result
     }
 }
 
-/// Only the websocket path nginx proxies is served.
+/// Only the websocket path nginx proxies is served. The signature is tungstenite's callback.
+#[allow(clippy::result_large_err)]
 fn check_path(request: &Request, response: Response) -> Result<Response, ErrorResponse> {
     if request.uri().path() == WS_PATH {
         return Ok(response);
@@ -185,11 +186,19 @@ async fn handle_connection(
         .await
         .context("websocket handshake")?;
     let mut frames = FrameStream::new(ws);
-    let established =
-        match timeout(HANDSHAKE_TIMEOUT, noise::respond(&mut frames, &device.keys)).await {
-            Ok(result) => result.context("noise handshake")?,
-            Err(_) => bail!("noise handshake timed out"),
-        };
+    let handshake = timeout(HANDSHAKE_TIMEOUT, noise::respond(&mut frames, &device.keys)).await;
+    let established = match handshake {
+        Ok(Ok(established)) => established,
+        Ok(Err(err)) => {
+            let err = anyhow::Error::new(err);
+            frames.close(&close_reason(&err)).await;
+            return Err(err);
+        }
+        Err(_) => {
+            frames.close("noise handshake timed out").await;
+            bail!("noise handshake timed out");
+        }
+    };
     let code = established.code;
     let mut session = Session::new(frames, established);
     let result = admit_and_serve(&mut session, peer, &device, code).await;
