@@ -152,3 +152,77 @@ fn locked_accounts(shadow_path: &Path) -> anyhow::Result<Vec<Account>> {
     };
     Ok([Account::Base, Account::Root].into_iter().filter(locked).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::helper::runner::CommandOutput;
+
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    impl CommandRunner for Recorder {
+        fn run(&self, spec: &CommandSpec) -> anyhow::Result<CommandOutput> {
+            self.0.lock().expect("lock").push(spec.to_string());
+            Ok(CommandOutput { code: Some(0), ..CommandOutput::default() })
+        }
+    }
+
+    fn live() -> (SystemOps, Recorder) {
+        let recorder = Recorder::default();
+        (SystemOps::new(Path::new("/"), Box::new(recorder.clone())), recorder)
+    }
+
+    #[test]
+    fn live_ssh_toggle_starts_and_stops_the_unit_now() {
+        let (ops, recorder) = live();
+        assert_eq!(ops.handle(&HelperRequest::SetSsh { enabled: true }), HelperReply::Done);
+        assert_eq!(ops.handle(&HelperRequest::SetSsh { enabled: false }), HelperReply::Done);
+        let ran = recorder.0.lock().expect("lock").clone();
+        assert_eq!(
+            ran,
+            [
+                "/usr/bin/systemctl enable --now ssh.service",
+                "/usr/bin/systemctl disable --now ssh.service"
+            ]
+        );
+    }
+
+    #[test]
+    fn live_password_change_feeds_the_hash_on_stdin_then_unlocks() {
+        let (ops, recorder) = live();
+        let hash = PasswordHash::parse("$6$saltsalt$abc").expect("valid");
+        let request = HelperRequest::SetPasswordHash { account: Account::Base, hash };
+        assert_eq!(ops.handle(&request), HelperReply::Done);
+        let ran = recorder.0.lock().expect("lock").clone();
+        assert_eq!(ran, ["/usr/sbin/chpasswd --encrypted", "/usr/sbin/usermod --unlock base"]);
+    }
+
+    #[test]
+    fn live_reboot_asks_systemd() {
+        let (ops, recorder) = live();
+        assert_eq!(ops.handle(&HelperRequest::Reboot), HelperReply::Done);
+        assert_eq!(recorder.0.lock().expect("lock").clone(), ["/usr/bin/systemctl reboot"]);
+    }
+
+    #[test]
+    fn offline_root_passes_root_option_and_skips_now() {
+        let recorder = Recorder::default();
+        let ops = SystemOps::new(Path::new("/srv/image"), Box::new(recorder.clone()));
+        assert_eq!(ops.handle(&HelperRequest::SetSsh { enabled: true }), HelperReply::Done);
+        let ran = recorder.0.lock().expect("lock").clone();
+        assert_eq!(ran, ["/usr/bin/systemctl --root /srv/image enable ssh.service"]);
+    }
+
+    #[test]
+    fn missing_or_starred_shadow_entries_count_as_locked() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let shadow = dir.path().join("shadow");
+        std::fs::write(&shadow, "root:*:1::::::\nbase:$6$x$y:1::::::\n").expect("written");
+        assert_eq!(locked_accounts(&shadow).expect("read"), vec![Account::Root]);
+        std::fs::write(&shadow, "root:$6$x$y:1::::::\n").expect("written");
+        assert_eq!(locked_accounts(&shadow).expect("read"), vec![Account::Base]);
+    }
+}
