@@ -1,1 +1,131 @@
-fn main() {}
+//! The `baseimg` command line: each subcommand fills an options struct and calls the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Build reproducible, hardened, flashable OS images for ARM network appliances.
+///
+/// Exit codes: 0 success, 1 a check failed, 2 bad usage or unreadable input.
+#[derive(Debug, Parser)]
+#[command(name = "baseimg", version, propagate_version = true)]
+struct Cli {
+    /// Project folder holding image-profiles/, templates/, overlays/ and board-support/
+    /// [default: the current folder or its nearest ancestor that has them]
+    #[arg(long, global = true, value_name = "DIR")]
+    project: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build a flashable disk image from a profile.
+    ///
+    /// Steps: load the profile, fetch the Debian base (cached), render the overlay, assemble
+    /// the root filesystem, check configs with the image's own sshd/nginx/iptables under
+    /// qemu-user, write the disk image, publish outputs with SHA256SUMS last. Needs root.
+    Build(BuildArgs),
+    /// Render the config overlay a profile produces into a folder, for review.
+    ///
+    /// Writes OUT/rootfs/ (the files as they go into the image) and OUT/OVERLAY.txt (every
+    /// path with its mode and owner, and the base paths removed).
+    Render(RenderArgs),
+    /// Talk to a running appliance: discover, pair, manage.
+    Device(baseimg::device::DeviceArgs),
+    /// Internal: run the config checks inside a private mount and network namespace.
+    #[command(hide = true)]
+    InternalCheckConfigs { lower: PathBuf, upper: PathBuf, work: PathBuf, merged: PathBuf },
+}
+
+#[derive(Debug, clap::Args)]
+struct BuildArgs {
+    /// Profile name (image-profiles/NAME.toml) or path to a profile file.
+    #[arg(long, default_value = "rockpro64", value_name = "NAME|PATH")]
+    profile: String,
+    /// Output folder [default: out/<image name> under the project]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Public key file for the user `base` (OpenSSH format; several keys per file allowed).
+    /// Repeatable; adds to the profile's ssh.authorized_keys.
+    #[arg(long = "ssh-key", value_name = "FILE")]
+    ssh_keys: Vec<PathBuf>,
+    /// Cache folder for Debian bases [default: $BASEIMG_CACHE_DIR or ~/.cache/baseimg]
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct RenderArgs {
+    /// Profile name (image-profiles/NAME.toml) or path to a profile file.
+    #[arg(long, default_value = "rockpro64", value_name = "NAME|PATH")]
+    profile: String,
+    /// Folder to write the overlay into (replaced if it exists).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Public key file for the user `base`; repeatable.
+    #[arg(long = "ssh-key", value_name = "FILE")]
+    ssh_keys: Vec<PathBuf>,
+    /// Unpacked base tree to render against [default: the cached base of the profile]
+    #[arg(long, value_name = "DIR")]
+    base_tree: Option<PathBuf>,
+    /// Cache folder for Debian bases [default: $BASEIMG_CACHE_DIR or ~/.cache/baseimg]
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("baseimg: error: {e:#}");
+            ExitCode::from(baseimg::EXIT_USAGE)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let project = match cli.project {
+        Some(dir) => dir,
+        None => baseimg::find_project(&std::env::current_dir()?),
+    };
+    match cli.command {
+        Command::Build(a) => {
+            let opts = baseimg::build::BuildOptions {
+                project,
+                profile: a.profile,
+                out: a.out,
+                ssh_keys: a.ssh_keys,
+                cache_dir: a.cache_dir,
+            };
+            let out = baseimg::build::build(&opts)?;
+            println!("{}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Render(a) => {
+            let opts = baseimg::render_cmd::RenderOptions {
+                project,
+                profile: a.profile,
+                out: a.out,
+                ssh_keys: a.ssh_keys,
+                base_tree: a.base_tree,
+                cache_dir: a.cache_dir,
+            };
+            baseimg::render_cmd::render(&opts)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Device(args) => baseimg::device::run(args),
+        Command::InternalCheckConfigs { lower, upper, work, merged } => {
+            match baseimg::build::validate::check_in_namespace(&lower, &upper, &work, &merged) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    eprintln!("{e:#}");
+                    Ok(ExitCode::from(baseimg::EXIT_CHECK_FAILED))
+                }
+            }
+        }
+    }
+}

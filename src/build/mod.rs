@@ -1,0 +1,183 @@
+//! `baseimg build`: the steps from a profile to published image outputs, on one context.
+
+pub mod accounts;
+pub mod base;
+pub mod disk;
+pub mod materialize;
+pub mod overlay;
+pub mod publish;
+pub mod render;
+pub mod rootfs;
+pub mod tools;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::board::LoadedBoard;
+use crate::profile::LoadedProfile;
+use crate::progress;
+
+/// What `baseimg build` was asked to do.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub project: PathBuf,
+    pub profile: String,
+    pub out: Option<PathBuf>,
+    pub ssh_keys: Vec<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// State shared by the build steps.
+pub struct BuildContext {
+    pub project: PathBuf,
+    pub profile: LoadedProfile,
+    pub board: LoadedBoard,
+    pub cache_dir: PathBuf,
+    pub out_dir: PathBuf,
+    /// Scratch folder inside the output folder, so outputs publish by rename.
+    pub work_dir: PathBuf,
+    pub ids: render::DiskIds,
+}
+
+/// Loads the profile (adding `--ssh-key` files) and its board.
+pub fn load_inputs(project: &Path, profile: &str, ssh_keys: &[PathBuf]) -> anyhow::Result<(LoadedProfile, LoadedBoard)> {
+    let path = crate::profile::resolve(project, profile);
+    let mut loaded = crate::profile::load(&path)?;
+    for key_file in ssh_keys {
+        let keys = crate::sshkey::read_key_file(key_file)?;
+        loaded.profile.ssh.authorized_keys.extend(keys);
+    }
+    let board = crate::board::load(project, loaded.profile.image.board.as_str())
+        .with_context(|| format!("loading the board named in `{}`", path.display()))?;
+    Ok((loaded, board))
+}
+
+/// The default cache folder: `$BASEIMG_CACHE_DIR`, else the user's cache directory.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BASEIMG_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    dirs::cache_dir().unwrap_or_else(|| PathBuf::from("/var/cache")).join("baseimg")
+}
+
+/// Disk and file system identifiers, derived from the image name and its epoch.
+pub fn disk_ids(name: &str, epoch: u64) -> render::DiskIds {
+    let id = |role: &str| {
+        let seed = format!("baseimg:{name}:{epoch}:{role}");
+        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, seed.as_bytes()).to_string()
+    };
+    render::DiskIds {
+        disk_guid: id("disk"),
+        root_partuuid: id("root-partition"),
+        data_partuuid: id("data-partition"),
+        root_fs_uuid: id("root-fs"),
+        data_fs_uuid: id("data-fs"),
+    }
+}
+
+/// Runs the whole build and returns the output folder.
+pub fn build(opts: &BuildOptions) -> anyhow::Result<PathBuf> {
+    let ctx = BuildContext::new(opts)?;
+    let base = ctx.fetch_base()?;
+    let facts = render::BaseFacts::read(&base.tree())?;
+    let overlay = ctx.render_overlay(&facts)?;
+    let base_hash = ctx.assemble_rootfs(&base, &overlay)?;
+    anyhow::ensure!(
+        base_hash == base.meta.tarball_sha256,
+        "the cached base `{}` is damaged (sha256 {base_hash}, expected {}); remove it and build again",
+        base.tarball().display(),
+        base.meta.tarball_sha256
+    );
+    ctx.validate_configs(&base, &overlay)?;
+    let layout = ctx.write_disk_image(&base)?;
+    ctx.publish_outputs(&base, &facts, &layout)?;
+    Ok(ctx.out_dir.clone())
+}
+
+impl BuildContext {
+    pub fn new(opts: &BuildOptions) -> anyhow::Result<Self> {
+        let _step = progress::step("load_profile");
+        let (profile, board) = load_inputs(&opts.project, &opts.profile, &opts.ssh_keys)?;
+        let name = profile.profile.image.name.to_string();
+        let out_dir = opts.out.clone().unwrap_or_else(|| opts.project.join("out").join(&name));
+        std::fs::create_dir_all(&out_dir)
+            .with_context(|| format!("creating output folder `{}`", out_dir.display()))?;
+        crate::fsutil::remove_stale_temps(&out_dir)?;
+        let work_dir = out_dir.join(format!(".build.tmp-{}", std::process::id()));
+        std::fs::create_dir_all(&work_dir)
+            .with_context(|| format!("creating `{}`", work_dir.display()))?;
+        let ids = disk_ids(&name, profile.profile.image.source_date_epoch);
+        tools::check_host()?;
+        progress::note(&format!("profile `{}`, board `{}`", profile.path.display(), board.name));
+        let cache_dir = opts.cache_dir.clone().unwrap_or_else(default_cache_dir);
+        Ok(Self { project: opts.project.clone(), profile, board, cache_dir, out_dir, work_dir, ids })
+    }
+
+    pub fn name(&self) -> &str {
+        self.profile.profile.image.name.as_str()
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.profile.profile.image.source_date_epoch
+    }
+
+    pub fn fetch_base(&self) -> anyhow::Result<base::Base> {
+        let _step = progress::step("fetch_base");
+        base::fetch(self)
+    }
+
+    pub fn render_overlay(&self, facts: &render::BaseFacts) -> anyhow::Result<overlay::Overlay> {
+        let _step = progress::step("render_overlay");
+        let p = &self.profile.profile;
+        render::render_overlay(&self.project, p, &self.board, facts, &self.ids)
+    }
+
+    pub fn rootfs_path(&self) -> PathBuf {
+        self.work_dir.join(format!("{}.rootfs.tar", self.name()))
+    }
+
+    pub fn image_path(&self) -> PathBuf {
+        self.work_dir.join(format!("{}.img", self.name()))
+    }
+
+    pub fn assemble_rootfs(&self, base: &base::Base, overlay: &overlay::Overlay) -> anyhow::Result<String> {
+        let _step = progress::step("assemble_rootfs");
+        rootfs::assemble(&base.tarball(), overlay, &self.rootfs_path(), self.epoch())
+    }
+
+    pub fn validate_configs(&self, base: &base::Base, overlay: &overlay::Overlay) -> anyhow::Result<()> {
+        let _step = progress::step("validate_configs");
+        validate::validate(&base.tree(), overlay, &self.work_dir.join("check"))
+    }
+
+    pub fn write_disk_image(&self, base: &base::Base) -> anyhow::Result<disk::Layout> {
+        let _step = progress::step("write_disk_image");
+        let p = &self.profile.profile;
+        let layout = disk::layout(&self.board.board, p.disk.size_mib, p.disk.data_size_mib)?;
+        let mut blobs = Vec::new();
+        for blob in &self.board.board.blobs {
+            let path = base.tree().join(&blob.path);
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("reading boot blob `{}` from the base", blob.path))?;
+            blobs.push((blob.path.clone(), blob.sector, bytes));
+        }
+        let sizes: Vec<(String, u64, u64)> =
+            blobs.iter().map(|(p, s, b)| (p.clone(), *s, b.len() as u64)).collect();
+        disk::check_blobs(&layout, &sizes)?;
+        disk::write_image(&self.image_path(), &layout, &self.ids, &self.rootfs_path(), &blobs, self.epoch())?;
+        Ok(layout)
+    }
+
+    pub fn publish_outputs(&self, base: &base::Base, facts: &render::BaseFacts, layout: &disk::Layout) -> anyhow::Result<()> {
+        let _step = progress::step("publish_outputs");
+        publish::publish(self, base, facts, layout)
+    }
+}
+
+impl Drop for BuildContext {
+    fn drop(&mut self) {
+        let _ = crate::fsutil::remove_dir_all_if_exists(&self.work_dir);
+    }
+}

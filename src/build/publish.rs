@@ -1,0 +1,128 @@
+//! Publishing: the manifest, then every output renamed into place, `SHA256SUMS` last.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::base::{Base, InstalledPackage};
+use super::render::{BaseFacts, DiskIds};
+use super::{disk, BuildContext};
+
+/// Version of the manifest's layout.
+pub const MANIFEST_FORMAT: u32 = 1;
+/// Name of the checksum file, written after every other output.
+pub const SUMS: &str = "SHA256SUMS";
+
+/// Everything that went into an image, and what came out.
+#[derive(Debug, Serialize)]
+pub struct Manifest<'a> {
+    pub format: u32,
+    pub baseimg_version: &'static str,
+    pub image: &'a str,
+    pub board: &'a str,
+    pub source_date_epoch: u64,
+    pub profile: FileHash,
+    pub inputs: Vec<FileHash>,
+    pub base: BaseRecord<'a>,
+    pub kernel_version: &'a str,
+    pub disk: &'a DiskIds,
+    pub layout: &'a disk::Layout,
+    pub ssh_key_fingerprints: Vec<&'a str>,
+    pub tools: Vec<(String, String)>,
+    pub packages: &'a [InstalledPackage],
+}
+
+#[derive(Debug, Serialize)]
+pub struct FileHash {
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BaseRecord<'a> {
+    pub cache_key: &'a str,
+    pub tarball_sha256: &'a str,
+    pub suite: &'a str,
+    pub mirror: Option<&'a str>,
+    pub mmdebstrap: &'a str,
+}
+
+/// Hashes of every project file that shapes the image: templates, overlays, board support.
+fn project_inputs(ctx: &BuildContext) -> anyhow::Result<Vec<FileHash>> {
+    let mut out = Vec::new();
+    for dir in ["templates", "overlays", &format!("board-support/{}", ctx.board.name)] {
+        for (path, sha256) in super::base::hash_tree(&ctx.project.join(dir))? {
+            out.push(FileHash { path: format!("{dir}/{path}"), sha256 });
+        }
+    }
+    Ok(out)
+}
+
+fn manifest_json(ctx: &BuildContext, base: &Base, facts: &BaseFacts, layout: &disk::Layout) -> anyhow::Result<Vec<u8>> {
+    let p = &ctx.profile.profile;
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT,
+        baseimg_version: env!("CARGO_PKG_VERSION"),
+        image: ctx.name(),
+        board: &ctx.board.name,
+        source_date_epoch: ctx.epoch(),
+        profile: FileHash {
+            path: ctx.profile.path.display().to_string(),
+            sha256: crate::fsutil::sha256_bytes(ctx.profile.text.as_bytes()),
+        },
+        inputs: project_inputs(ctx)?,
+        base: BaseRecord {
+            cache_key: &base.key,
+            tarball_sha256: &base.meta.tarball_sha256,
+            suite: p.base.suite.as_str(),
+            mirror: p.base.mirror.as_ref().map(|m| m.as_str()),
+            mmdebstrap: &base.meta.mmdebstrap_version,
+        },
+        kernel_version: &facts.kernel_version,
+        disk: &ctx.ids,
+        layout,
+        ssh_key_fingerprints: p.ssh.authorized_keys.iter().map(|k| k.fingerprint()).collect(),
+        tools: super::tools::versions(),
+        packages: &base.meta.packages,
+    };
+    let mut json = serde_json::to_vec_pretty(&manifest).context("encoding the manifest")?;
+    json.push(b'\n');
+    Ok(json)
+}
+
+/// Moves the outputs from the work folder into the output folder. The old `SHA256SUMS` goes
+/// first and the new one comes last, so a complete-looking set is always a complete set.
+pub fn publish(ctx: &BuildContext, base: &Base, facts: &BaseFacts, layout: &disk::Layout) -> anyhow::Result<()> {
+    let manifest = ctx.work_dir.join("manifest.json");
+    std::fs::write(&manifest, manifest_json(ctx, base, facts, layout)?)
+        .with_context(|| format!("writing `{}`", manifest.display()))?;
+    let outputs = [ctx.image_path(), ctx.rootfs_path(), manifest];
+    let mut sums = String::new();
+    for path in &outputs {
+        let name = file_name(path);
+        sums.push_str(&format!("{}  {name}\n", crate::fsutil::sha256_file(path)?));
+    }
+    remove_if_exists(&ctx.out_dir.join(SUMS))?;
+    for path in &outputs {
+        let dest = ctx.out_dir.join(file_name(path));
+        std::fs::rename(path, &dest)
+            .with_context(|| format!("moving `{}` to `{}`", path.display(), dest.display()))?;
+    }
+    crate::fsutil::write_atomic(&ctx.out_dir.join(SUMS), sums.as_bytes())?;
+    crate::progress::note(&format!("outputs in `{}`", ctx.out_dir.display()));
+    Ok(())
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn remove_if_exists(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing `{}`", path.display()))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,39 @@
+//! baseimg builds hardened, flashable OS images for small ARM network appliances.
+//!
+//! Where things live:
+//! - [`profile`]: the strict, versioned image profile and its checked value types.
+//! - [`board`]: board support (`board-support/<board>/board.toml`): packages, blobs, console.
+//! - [`sshkey`]: SSH public keys as users paste them.
+//! - [`build`]: the build steps, from the Debian base to the published outputs.
+//! - [`runner`]: the one way external commands are run.
+//! - [`progress`]: status lines on stderr.
+//! - [`fsutil`]: atomic writes, hashing, tree walks.
+//! - [`device`]: the owner's client for a running appliance.
+//! - [`render_cmd`]: `baseimg render`, the overlay alone for review.
+
+pub mod board;
+pub mod build;
+pub mod device;
+pub mod fsutil;
+pub mod profile;
+pub mod progress;
+pub mod render_cmd;
+pub mod runner;
+pub mod sshkey;
+
+use std::path::{Path, PathBuf};
+
+/// Exit code for a failed check (a config the image rejects, for instance).
+pub const EXIT_CHECK_FAILED: u8 = 1;
+/// Exit code for bad usage or unreadable input.
+pub const EXIT_USAGE: u8 = 2;
+
+/// The project folder (the one holding `image-profiles/`): `start` or its nearest ancestor
+/// that has one, else the folder this program was built from.
+pub fn find_project(start: &Path) -> PathBuf {
+    start
+        .ancestors()
+        .find(|dir| dir.join("image-profiles").is_dir() && dir.join("templates").is_dir())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}

@@ -1,0 +1,180 @@
+//! SSH public keys as users paste them: parsed, checked and written back as one safe line.
+
+use std::fmt;
+
+use ssh_key::authorized_keys::Entry;
+use ssh_key::public::KeyData;
+use ssh_key::Algorithm;
+
+/// The smallest RSA modulus accepted, in bits.
+pub const MIN_RSA_BITS: u32 = 3072;
+
+/// One checked `authorized_keys` line: a supported key type, valid key data, printable text.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthorizedKey {
+    line: String,
+    algorithm: String,
+    fingerprint: String,
+}
+
+impl AuthorizedKey {
+    /// The line as it goes into `authorized_keys` (without the newline).
+    pub fn line(&self) -> &str {
+        &self.line
+    }
+
+    /// The key's algorithm name, as sshd's `PubkeyAcceptedAlgorithms` spells it.
+    pub fn algorithm(&self) -> &str {
+        &self.algorithm
+    }
+
+    /// The SHA256 fingerprint, as `ssh-keygen -l` prints it.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+}
+
+impl fmt::Debug for AuthorizedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AuthorizedKey({} {})", self.algorithm, self.fingerprint)
+    }
+}
+
+impl serde::Serialize for AuthorizedKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.line)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AuthorizedKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let mut keys = parse_authorized_keys(&text).map_err(serde::de::Error::custom)?;
+        match keys.len() {
+            1 => Ok(keys.remove(0)),
+            n => Err(serde::de::Error::custom(format!("expected one SSH public key, found {n}"))),
+        }
+    }
+}
+
+/// Parses the text of an `authorized_keys` or `.pub` file: one key per line, blank lines and
+/// `#` comments skipped, a leading byte-order mark and CRLF line ends tolerated.
+pub fn parse_authorized_keys(text: &str) -> Result<Vec<AuthorizedKey>, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.contains('\0') {
+        return Err("the key text contains NUL bytes (is it UTF-16? save it as UTF-8)".into());
+    }
+    let mut keys = Vec::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.trim_end_matches('\r').trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = parse_line(line).map_err(|e| format!("line {}: {e}", index + 1))?;
+        keys.push(key);
+    }
+    if keys.is_empty() {
+        return Err("no SSH public key found".into());
+    }
+    Ok(keys)
+}
+
+/// Reads a key file from disk; the error names the file.
+pub fn read_key_file(path: &std::path::Path) -> anyhow::Result<Vec<AuthorizedKey>> {
+    use anyhow::Context;
+    let bytes = std::fs::read(path).with_context(|| format!("reading SSH key `{}`", path.display()))?;
+    if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
+        anyhow::bail!("SSH key `{}` is UTF-16; save it as UTF-8", path.display());
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("SSH key `{}` is not UTF-8 text", path.display()))?;
+    parse_authorized_keys(&text).map_err(|e| anyhow::anyhow!("SSH key `{}`: {e}", path.display()))
+}
+
+fn parse_line(line: &str) -> Result<AuthorizedKey, String> {
+    if line.chars().any(|c| c.is_control() && c != '\t') {
+        return Err("the line contains control characters".into());
+    }
+    if line.len() > 16 * 1024 {
+        return Err("the line is longer than 16 KiB".into());
+    }
+    let entry: Entry = line.parse().map_err(|e| format!("not a valid SSH public key ({e})"))?;
+    let key = entry.public_key();
+    check_type_word(line, key.algorithm())?;
+    check_strength(key.key_data())?;
+    Ok(AuthorizedKey {
+        line: line.split_whitespace().collect::<Vec<_>>().join(" "),
+        algorithm: key.algorithm().as_str().to_string(),
+        fingerprint: key.fingerprint(ssh_key::HashAlg::Sha256).to_string(),
+    })
+}
+
+/// The type word before the base64 blob must name the blob's own algorithm.
+fn check_type_word(line: &str, algorithm: Algorithm) -> Result<(), String> {
+    let name = algorithm.as_str();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let blob_index = words.iter().position(|w| w.starts_with("AAAA"));
+    let type_word = blob_index.and_then(|i| i.checked_sub(1)).map(|i| words[i]);
+    match type_word {
+        Some(word) if word.ends_with(name) || word == name => Ok(()),
+        Some(word) => Err(format!("the type word `{word}` does not match the key data ({name})")),
+        None => Ok(()),
+    }
+}
+
+fn check_strength(data: &KeyData) -> Result<(), String> {
+    match data {
+        KeyData::Dsa(_) => Err("DSA keys are not accepted (OpenSSH disabled them)".into()),
+        KeyData::Rsa(rsa) => {
+            let bits = rsa_bits(rsa.n.as_bytes());
+            if bits < MIN_RSA_BITS {
+                return Err(format!("RSA key of {bits} bits; at least {MIN_RSA_BITS} are required"));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn rsa_bits(modulus: &[u8]) -> u32 {
+    let significant: Vec<u8> = modulus.iter().copied().skip_while(|b| *b == 0).collect();
+    match significant.first() {
+        Some(first) => (significant.len() as u32 - 1) * 8 + (8 - first.leading_zeros()),
+        None => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ED25519: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHnYkPYbmSHnmdhRvWnFzhEFz8jIBD9ckFSB6N8bZ5e8";
+
+    #[test]
+    fn pasted_forms_parse() {
+        let text = format!(
+            "\u{feff}# my keys\r\n\r\n{ED25519} alice at laptop\r\n\
+             from=\"10.0.0.1,10.0.0.2\",no-pty {ED25519} bob  \n"
+        );
+        let keys = parse_authorized_keys(&text).expect("keys parse");
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0].line(), format!("{ED25519} alice at laptop"));
+        assert!(keys[1].line().starts_with("from=\"10.0.0.1,10.0.0.2\",no-pty ssh-ed25519 "));
+        assert_eq!(keys[0].algorithm(), "ssh-ed25519");
+    }
+
+    #[test]
+    fn truncated_blob_and_wrong_type_word_are_refused() {
+        let truncated = &ED25519[..ED25519.len() - 10];
+        assert!(parse_authorized_keys(truncated).is_err());
+        let wrong = ED25519.replace("ssh-ed25519 ", "ssh-rsa ");
+        assert!(parse_authorized_keys(&wrong).is_err());
+    }
+
+    #[test]
+    fn nul_bytes_and_empty_input_are_refused() {
+        assert!(parse_authorized_keys("s\0s\0h\0").unwrap_err().contains("NUL"));
+        assert!(parse_authorized_keys("# nothing\n\n").unwrap_err().contains("no SSH public key"));
+    }
+}
