@@ -39,12 +39,13 @@ pub fn write_tree(overlay: &Overlay, dir: &Path, chown: bool) -> anyhow::Result<
 pub fn listing(overlay: &Overlay) -> String {
     let mut out = String::new();
     for (path, entry) in &overlay.entries {
-        let kind = match &entry.node {
-            Node::File(_) => "file",
-            Node::Dir => "dir",
-            Node::Symlink(_) => "link",
+        let (kind, target) = match &entry.node {
+            Node::File(_) => ("file", String::new()),
+            Node::Dir => ("dir", String::new()),
+            Node::Symlink(t) => ("link", format!(" -> {t}")),
         };
-        out.push_str(&format!("{kind} {:04o} {}:{} /{path}\n", entry.mode, entry.uid, entry.gid));
+        let (mode, uid, gid) = (entry.mode, entry.uid, entry.gid);
+        out.push_str(&format!("{kind} {mode:04o} {uid}:{gid} /{path}{target}\n"));
     }
     for path in &overlay.removals {
         out.push_str(&format!("remove /{path}\n"));
