@@ -15,9 +15,12 @@ use base_middleware::server::{self, Device, DeviceInfo};
 use base_middleware::state::DeviceState;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
+/// A command line and what it got on stdin.
+type Ran = (String, Vec<u8>);
+
 /// Records the helper's commands (stdin included) instead of running them.
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<(String, Vec<u8>)>>>);
+struct Recorder(Arc<Mutex<Vec<Ran>>>);
 
 impl CommandRunner for Recorder {
     fn run(&self, spec: &CommandSpec) -> anyhow::Result<CommandOutput> {
