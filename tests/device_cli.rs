@@ -176,3 +176,103 @@ fn password_from_stdin_reaches_chpasswd_only_as_a_hash() {
     assert!(hash.verify(secret));
     assert!(!format!("{commands:?}").contains("reboot"));
 }
+
+/// nginx serving TLS on a loopback port with the shipped `/api/ws` location in front of the
+/// daemon; killed on drop.
+struct Nginx {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+fn nginx_binary() -> Option<PathBuf> {
+    ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+fn start_nginx(nginx: &Path, dir: &Path, daemon_url: &str) -> Nginx {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=base.local", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(status.success(), "openssl could not make a certificate");
+    let daemon = daemon_url.trim_start_matches("ws://").trim_end_matches("/api/ws");
+    let snippet = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/middleware/dist/nginx-api-ws.conf"
+    ))
+    .expect("snippet");
+    fs::write(dir.join("api-ws.conf"), snippet.replace("127.0.0.1:8845", daemon)).expect("w");
+    let port = free_port();
+    let d = dir.display();
+    let config = format!(
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/tmp;\n\
+         proxy_temp_path {d}/tmp;\n  fastcgi_temp_path {d}/tmp;\n  uwsgi_temp_path {d}/tmp;\n\
+         scgi_temp_path {d}/tmp;\n  server {{\n    listen 127.0.0.1:{port} ssl;\n\
+         ssl_certificate {cert};\n    ssl_certificate_key {key};\n    include {d}/api-ws.conf;\n\
+         location / {{ return 404; }}\n  }}\n}}\n",
+        cert = cert.display(),
+        key = key.display()
+    );
+    fs::write(dir.join("nginx.conf"), config).expect("config");
+    let child = Command::new(nginx)
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx starts");
+    wait_for_port(port);
+    Nginx { child, port }
+}
+
+fn wait_for_port(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on port {port}");
+}
+
+#[test]
+fn pairing_and_client_list_work_through_nginx_tls_with_the_shipped_location() {
+    let Some(nginx) = nginx_binary() else {
+        eprintln!("nginx is not installed: the TLS-through-nginx pairing was not exercised");
+        return;
+    };
+    let mut daemon = Daemon::start();
+    let nginx_dir = daemon.config("nginx");
+    fs::create_dir_all(nginx_dir.join("tmp")).expect("nginx dir");
+    let proxy = start_nginx(&nginx, &nginx_dir, &daemon.url.clone());
+    let config = daemon.config("client");
+    let addr = format!("127.0.0.1:{}", proxy.port);
+
+    let child = baseimg(&config, &["pair", &addr, "--name", "via-nginx"]);
+    let code = daemon.next_prompt().code.to_string();
+    let out = finish(child, &format!("{code}\n"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = finish(baseimg(&config, &["clients", "list"]), "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("via-nginx"));
+}
