@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs every host package `baseimg build` and its tests need, on Debian 12 (bookworm),
+# and makes arm64 programs runnable through qemu-user. Idempotent; run as root.
+set -euo pipefail
+
+if [ "$(id -u)" != 0 ]; then
+    echo "install-host-packages.sh: run as root" >&2
+    exit 2
+fi
+export DEBIAN_FRONTEND=noninteractive
+
+# e2fsprogs >= 1.47.1 reads tarballs with `mke2fs -d`; Debian 12 has it in backports.
+backports=/etc/apt/sources.list.d/baseimg-bookworm-backports.sources
+if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    cat > "$backports" <<'SOURCES'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SOURCES
+fi
+
+# arm64 package indices let tests fetch the board's original .deb files for comparison.
+dpkg --add-architecture arm64
+apt-get update -qq
+
+apt-get install -y -qq --no-install-recommends \
+    mmdebstrap qemu-user-static binfmt-support arch-test \
+    fdisk util-linux tar zstd xz-utils debian-archive-keyring \
+    >/dev/null
+apt-get install -y -qq --no-install-recommends -t bookworm-backports \
+    e2fsprogs libarchive13 >/dev/null
+
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+fi
+update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+if ! arch-test arm64 >/dev/null; then
+    echo "install-host-packages.sh: arm64 programs still cannot run (binfmt)" >&2
+    exit 1
+fi
+echo "host packages ready: $(mke2fs -V 2>&1 | head -n1), $(mmdebstrap --version)"

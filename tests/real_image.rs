@@ -1,0 +1,118 @@
+//! Checks of a finished image from the outside, with the standard tools a user has:
+//! `sha256sum`, `sfdisk`, `debugfs`, and the board's original Debian package.
+//!
+//! These need a built output folder, so they are ignored by default. Run them with
+//! `BASEIMG_IMAGE_DIR=out/rockpro64 cargo test --test real_image -- --ignored`
+//! after `baseimg build --ssh-key tests/fixtures/keys/id_ed25519.pub`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn out_dir() -> PathBuf {
+    let dir = std::env::var_os("BASEIMG_IMAGE_DIR").expect("set BASEIMG_IMAGE_DIR to an output folder");
+    PathBuf::from(dir)
+}
+
+fn manifest() -> serde_json::Value {
+    let text = std::fs::read_to_string(out_dir().join("manifest.json")).expect("manifest.json");
+    serde_json::from_str(&text).expect("manifest parses")
+}
+
+fn image() -> PathBuf {
+    let name = manifest()["image"].as_str().expect("image name").to_string();
+    out_dir().join(format!("{name}.img"))
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("command starts");
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// Reads a file of the root partition with debugfs, through an offset into the image.
+fn root_file(path: &str) -> String {
+    let start = manifest()["layout"]["root_start"].as_u64().expect("root_start") * 512;
+    let device = format!("{}?offset={start}", image().display());
+    run(Command::new("debugfs").args(["-R", &format!("cat {path}"), &device]))
+}
+
+fn root_ls(dir: &str) -> String {
+    let start = manifest()["layout"]["root_start"].as_u64().expect("root_start") * 512;
+    let device = format!("{}?offset={start}", image().display());
+    run(Command::new("debugfs").args(["-R", &format!("ls -l {dir}"), &device]))
+}
+
+#[test]
+#[ignore = "needs a built image: set BASEIMG_IMAGE_DIR"]
+fn checksums_verify_with_sha256sum() {
+    let out = run(Command::new("sha256sum").arg("-c").arg("SHA256SUMS").current_dir(out_dir()));
+    assert_eq!(out.lines().filter(|l| l.ends_with(": OK")).count(), 3, "{out}");
+}
+
+#[test]
+#[ignore = "needs a built image: set BASEIMG_IMAGE_DIR"]
+fn partition_table_has_root_then_data_after_16_mib() {
+    let dump = run(Command::new("sfdisk").arg("-d").arg(image()));
+    println!("{dump}");
+    assert!(dump.contains("label: gpt"), "{dump}");
+    let parts: Vec<&str> = dump.lines().filter(|l| l.contains(" : start=")).collect();
+    assert_eq!(parts.len(), 2, "{dump}");
+    assert!(parts[0].contains("start=       32768") || parts[0].contains("start=32768"), "{dump}");
+    assert!(parts[0].contains("name=\"root\"") && parts[1].contains("name=\"data\""), "{dump}");
+    assert!(parts[0].contains("LegacyBIOSBootable"), "{dump}");
+}
+
+#[test]
+#[ignore = "needs a built image: set BASEIMG_IMAGE_DIR"]
+fn bootloader_blobs_equal_the_debian_package_files() {
+    let m = manifest();
+    assert_eq!(m["board"], "rockpro64", "this check knows the RockPro64 blobs only");
+    let pkg = m["packages"].as_array().expect("packages").iter()
+        .find(|p| p["name"] == "u-boot-rockchip").expect("u-boot-rockchip installed");
+    let spec = format!("u-boot-rockchip:arm64={}", pkg["version"].as_str().expect("version"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    run(Command::new("apt-get").args(["download", &spec]).current_dir(tmp.path()));
+    let deb = std::fs::read_dir(tmp.path()).expect("list").flatten().next().expect("deb").path();
+    let tree = tmp.path().join("x");
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree));
+    let disk = std::fs::read(image()).expect("image");
+    for (file, sector) in [("idbloader.img", 64usize), ("u-boot.itb", 16384)] {
+        let want = std::fs::read(tree.join("usr/lib/u-boot/rockpro64-rk3399").join(file)).expect("blob");
+        let at = sector * 512;
+        assert_eq!(&disk[at..at + want.len()], want.as_slice(), "{file} at sector {sector}");
+    }
+}
+
+#[test]
+#[ignore = "needs a built image: set BASEIMG_IMAGE_DIR"]
+fn root_filesystem_carries_the_hardened_configs() {
+    let sshd = root_file("/etc/ssh/sshd_config");
+    for line in ["PasswordAuthentication no", "PermitRootLogin no", "KbdInteractiveAuthentication no"] {
+        assert!(sshd.lines().any(|l| l == line), "sshd_config lacks `{line}`");
+    }
+    for rules in ["/etc/iptables/rules.v4", "/etc/iptables/rules.v6"] {
+        let text = root_file(rules);
+        assert!(text.contains(":INPUT DROP [0:0]") && text.contains(":FORWARD DROP [0:0]"), "{rules}");
+    }
+    let shadow = root_file("/etc/shadow");
+    for user in ["root", "base"] {
+        let line = shadow.lines().find(|l| l.starts_with(&format!("{user}:"))).expect("user");
+        assert!(line.split(':').nth(1).expect("hash").starts_with('!'), "{user} is not locked");
+    }
+    let udev = root_file("/etc/udev/rules.d/60-baseimg-usb-hid.rules");
+    assert!(udev.contains("ATTR{bInterfaceClass}==\"03\", ATTR{authorized}=\"0\""), "{udev}");
+    let keys = root_file("/home/base/.ssh/authorized_keys");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys/id_ed25519.pub");
+    let fixture = std::fs::read_to_string(fixture).expect("fixture key");
+    assert!(keys.contains(fixture.trim()), "the given key is not in authorized_keys");
+}
+
+#[test]
+#[ignore = "needs a built image: set BASEIMG_IMAGE_DIR"]
+fn image_holds_no_per_device_secrets() {
+    let ssh = root_ls("/etc/ssh");
+    assert!(!ssh.contains("ssh_host_"), "host keys in the image:\n{ssh}");
+    assert_eq!(root_file("/etc/machine-id"), "", "machine-id must be empty");
+    let boot = root_ls("/boot");
+    assert!(boot.contains("vmlinuz-") && boot.contains("initrd.img-"), "{boot}");
+}
