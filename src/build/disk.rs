@@ -182,6 +182,6 @@ mod tests {
 
     #[test]
     fn too_small_disk_is_refused() {
-        assert!(layout(&board(32768), 300, 16).is_err());
+        assert!(layout(&board(32768), 200, 16).is_err());
     }
 }

@@ -108,8 +108,10 @@ fn resolve_hardlinks(sources: &mut BTreeMap<String, Source>) -> BTreeMap<String,
         links.sort();
         let first = links[0].clone();
         if first != target {
+            // Swap: the first path takes the data, the old target becomes a link.
             let data = sources.remove(&target).expect("target present");
-            sources.insert(first.clone(), data);
+            let link = sources.insert(first.clone(), data).expect("first link present");
+            sources.insert(target.clone(), link);
         }
         for link in links.into_iter().skip(1) {
             resolved.insert(link, first.clone());
