@@ -27,7 +27,7 @@ apt-get update -qq
 
 apt-get install -y -qq --no-install-recommends \
     mmdebstrap qemu-user-static binfmt-support arch-test \
-    fdisk util-linux tar zstd xz-utils debian-archive-keyring \
+    fdisk util-linux tar zstd xz-utils bc debian-archive-keyring \
     >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports \
     e2fsprogs libarchive13 >/dev/null
