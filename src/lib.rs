@@ -8,9 +8,11 @@
 //! - [`runner`]: the one way external commands are run.
 //! - [`progress`]: status lines on stderr.
 //! - [`fsutil`]: atomic writes, hashing, tree walks.
+//! - [`audit`]: hardening controls checked on an image, a rootfs tarball or a folder.
 //! - [`device`]: the owner's client for a running appliance.
 //! - [`render_cmd`]: `baseimg render`, the overlay alone for review.
 
+pub mod audit;
 pub mod board;
 pub mod build;
 pub mod device;

@@ -33,6 +33,8 @@ enum Command {
     /// Writes OUT/rootfs/ (the files as they go into the image) and OUT/OVERLAY.txt (every
     /// path with its mode and owner, and the base paths removed).
     Render(RenderArgs),
+    /// Check every hardening control on an image, a rootfs tarball or a folder.
+    Audit(baseimg::audit::AuditArgs),
     /// Talk to a running appliance: discover, pair, manage.
     Device(baseimg::device::DeviceArgs),
     /// Internal: run the config checks inside a private mount and network namespace.
@@ -117,6 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             baseimg::render_cmd::render(&opts)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Audit(args) => baseimg::audit::run(args),
         Command::Device(args) => baseimg::device::run(args),
         Command::InternalCheckConfigs { lower, upper, work, merged } => {
             match baseimg::build::validate::check_in_namespace(&lower, &upper, &work, &merged) {
