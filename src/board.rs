@@ -57,7 +57,10 @@ pub fn load(project: &Path, name: &str) -> anyhow::Result<LoadedBoard> {
     let path = dir.join("board.toml");
     if !path.is_file() {
         let known = known_boards(project).join(", ");
-        anyhow::bail!("unknown board `{name}`: `{}` does not exist (known: {known})", path.display());
+        anyhow::bail!(
+            "unknown board `{name}`: `{}` does not exist (known: {known})",
+            path.display()
+        );
     }
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading `{}`", path.display()))?;

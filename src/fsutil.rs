@@ -49,8 +49,7 @@ pub fn walk_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 fn walk_into(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("listing `{}`", dir.display()))?;
+    let entries = std::fs::read_dir(dir).with_context(|| format!("listing `{}`", dir.display()))?;
     for entry in entries {
         let entry = entry.with_context(|| format!("listing `{}`", dir.display()))?;
         let kind = entry.file_type()?;

@@ -87,11 +87,8 @@ impl Cmd {
     /// Runs the command, its stdout and stderr captured; fails with both on a non-zero exit.
     pub fn run(&self) -> anyhow::Result<Vec<u8>> {
         crate::progress::command(&self.display());
-        let output = self
-            .expression(true)
-            .stdout_capture()
-            .run()
-            .map_err(|e| self.spawn_error(e))?;
+        let output =
+            self.expression(true).stdout_capture().run().map_err(|e| self.spawn_error(e))?;
         if !output.status.success() {
             anyhow::bail!(
                 "command failed ({}): {}\n{}{}",
@@ -119,7 +116,12 @@ impl Cmd {
             .stdout_capture()
             .run()
             .map_err(|e| self.spawn_error(e))?;
-        anyhow::ensure!(output.status.success(), "command failed ({}): {}", output.status, self.display());
+        anyhow::ensure!(
+            output.status.success(),
+            "command failed ({}): {}",
+            output.status,
+            self.display()
+        );
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
@@ -182,8 +184,8 @@ fn tail(bytes: &[u8]) -> String {
 }
 
 pub fn shell_quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    let plain =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
     if plain {
         s.to_string()
     } else {

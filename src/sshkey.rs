@@ -82,7 +82,8 @@ pub fn parse_authorized_keys(text: &str) -> Result<Vec<AuthorizedKey>, String> {
 /// Reads a key file from disk; the error names the file.
 pub fn read_key_file(path: &std::path::Path) -> anyhow::Result<Vec<AuthorizedKey>> {
     use anyhow::Context;
-    let bytes = std::fs::read(path).with_context(|| format!("reading SSH key `{}`", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading SSH key `{}`", path.display()))?;
     if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
         anyhow::bail!("SSH key `{}` is UTF-16; save it as UTF-8", path.display());
     }
@@ -128,7 +129,9 @@ fn check_strength(data: &KeyData) -> Result<(), String> {
         KeyData::Rsa(rsa) => {
             let bits = rsa_bits(rsa.n.as_bytes());
             if bits < MIN_RSA_BITS {
-                return Err(format!("RSA key of {bits} bits; at least {MIN_RSA_BITS} are required"));
+                return Err(format!(
+                    "RSA key of {bits} bits; at least {MIN_RSA_BITS} are required"
+                ));
             }
             Ok(())
         }

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn out_dir() -> PathBuf {
-    let dir = std::env::var_os("BASEIMG_IMAGE_DIR").expect("set BASEIMG_IMAGE_DIR to an output folder");
+    let dir =
+        std::env::var_os("BASEIMG_IMAGE_DIR").expect("set BASEIMG_IMAGE_DIR to an output folder");
     PathBuf::from(dir)
 }
 
@@ -67,8 +68,12 @@ fn partition_table_has_root_then_data_after_16_mib() {
 fn bootloader_blobs_equal_the_debian_package_files() {
     let m = manifest();
     assert_eq!(m["board"], "rockpro64", "this check knows the RockPro64 blobs only");
-    let pkg = m["packages"].as_array().expect("packages").iter()
-        .find(|p| p["name"] == "u-boot-rockchip").expect("u-boot-rockchip installed");
+    let pkg = m["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|p| p["name"] == "u-boot-rockchip")
+        .expect("u-boot-rockchip installed");
     let spec = format!("u-boot-rockchip:arm64={}", pkg["version"].as_str().expect("version"));
     let tmp = tempfile::tempdir().expect("tempdir");
     run(Command::new("apt-get").args(["download", &spec]).current_dir(tmp.path()));
@@ -77,7 +82,8 @@ fn bootloader_blobs_equal_the_debian_package_files() {
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree));
     let disk = std::fs::read(image()).expect("image");
     for (file, sector) in [("idbloader.img", 64usize), ("u-boot.itb", 16384)] {
-        let want = std::fs::read(tree.join("usr/lib/u-boot/rockpro64-rk3399").join(file)).expect("blob");
+        let want =
+            std::fs::read(tree.join("usr/lib/u-boot/rockpro64-rk3399").join(file)).expect("blob");
         let at = sector * 512;
         assert_eq!(&disk[at..at + want.len()], want.as_slice(), "{file} at sector {sector}");
     }
@@ -87,12 +93,17 @@ fn bootloader_blobs_equal_the_debian_package_files() {
 #[ignore = "needs a built image: set BASEIMG_IMAGE_DIR"]
 fn root_filesystem_carries_the_hardened_configs() {
     let sshd = root_file("/etc/ssh/sshd_config");
-    for line in ["PasswordAuthentication no", "PermitRootLogin no", "KbdInteractiveAuthentication no"] {
+    for line in
+        ["PasswordAuthentication no", "PermitRootLogin no", "KbdInteractiveAuthentication no"]
+    {
         assert!(sshd.lines().any(|l| l == line), "sshd_config lacks `{line}`");
     }
     for rules in ["/etc/iptables/rules.v4", "/etc/iptables/rules.v6"] {
         let text = root_file(rules);
-        assert!(text.contains(":INPUT DROP [0:0]") && text.contains(":FORWARD DROP [0:0]"), "{rules}");
+        assert!(
+            text.contains(":INPUT DROP [0:0]") && text.contains(":FORWARD DROP [0:0]"),
+            "{rules}"
+        );
     }
     let shadow = root_file("/etc/shadow");
     for user in ["root", "base"] {

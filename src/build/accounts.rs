@@ -29,7 +29,10 @@ pub struct ServiceUser {
 }
 
 fn split(text: &str) -> Vec<Vec<String>> {
-    text.lines().filter(|l| !l.is_empty()).map(|l| l.split(':').map(String::from).collect()).collect()
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(':').map(String::from).collect())
+        .collect()
 }
 
 fn join(rows: &[Vec<String>]) -> String {
@@ -38,8 +41,12 @@ fn join(rows: &[Vec<String>]) -> String {
 
 impl Accounts {
     pub fn parse(passwd: &str, shadow: &str, group: &str, gshadow: &str) -> anyhow::Result<Self> {
-        let accounts =
-            Self { passwd: split(passwd), shadow: split(shadow), group: split(group), gshadow: split(gshadow) };
+        let accounts = Self {
+            passwd: split(passwd),
+            shadow: split(shadow),
+            group: split(group),
+            gshadow: split(gshadow),
+        };
         for (name, rows, fields) in [
             ("passwd", &accounts.passwd, 7),
             ("shadow", &accounts.shadow, 9),
@@ -73,15 +80,38 @@ impl Accounts {
     }
 
     /// Adds a user with its own group of the same id; `days` is the last-change day.
-    pub fn add_user(&mut self, name: &str, id: u32, gecos: &str, home: &str, shell: &str, days: u64) -> anyhow::Result<()> {
+    pub fn add_user(
+        &mut self,
+        name: &str,
+        id: u32,
+        gecos: &str,
+        home: &str,
+        shell: &str,
+        days: u64,
+    ) -> anyhow::Result<()> {
         anyhow::ensure!(self.uid(name).is_none(), "user `{name}` already exists in the base");
         anyhow::ensure!(self.gid(name).is_none(), "group `{name}` already exists in the base");
         let id_s = id.to_string();
-        self.passwd.push(vec![name.into(), "x".into(), id_s.clone(), id_s.clone(), gecos.into(), home.into(), shell.into()]);
+        self.passwd.push(vec![
+            name.into(),
+            "x".into(),
+            id_s.clone(),
+            id_s.clone(),
+            gecos.into(),
+            home.into(),
+            shell.into(),
+        ]);
         let aging = if id >= ADMIN_ID { ["0", "99999", "7"] } else { ["", "", ""] };
         self.shadow.push(vec![
-            name.into(), LOCKED.into(), days.to_string(), aging[0].into(), aging[1].into(), aging[2].into(),
-            String::new(), String::new(), String::new(),
+            name.into(),
+            LOCKED.into(),
+            days.to_string(),
+            aging[0].into(),
+            aging[1].into(),
+            aging[2].into(),
+            String::new(),
+            String::new(),
+            String::new(),
         ]);
         self.group.push(vec![name.into(), "x".into(), id_s, String::new()]);
         self.gshadow.push(vec![name.into(), "!".into(), String::new(), String::new()]);
@@ -125,7 +155,11 @@ impl Accounts {
 }
 
 /// Locks `root`, adds the admin and one system user per service; returns the service users.
-pub fn apply(acc: &mut Accounts, services: &[(&str, &str)], days: u64) -> anyhow::Result<Vec<ServiceUser>> {
+pub fn apply(
+    acc: &mut Accounts,
+    services: &[(&str, &str)],
+    days: u64,
+) -> anyhow::Result<Vec<ServiceUser>> {
     acc.lock("root")?;
     acc.add_user(ADMIN_USER, ADMIN_ID, "Administrator", "/home/base", "/bin/bash", days)?;
     for group in ADMIN_GROUPS {
@@ -135,7 +169,11 @@ pub fn apply(acc: &mut Accounts, services: &[(&str, &str)], days: u64) -> anyhow
     for (name, description) in services {
         let uid = acc.free_system_id()?;
         acc.add_user(name, uid, description, "/nonexistent", "/usr/sbin/nologin", days)?;
-        users.push(ServiceUser { name: name.to_string(), uid, description: description.to_string() });
+        users.push(ServiceUser {
+            name: name.to_string(),
+            uid,
+            description: description.to_string(),
+        });
     }
     Ok(users)
 }
@@ -157,12 +195,15 @@ mod tests {
     #[test]
     fn root_and_admin_are_locked_and_services_get_free_ids() {
         let mut acc = sample();
-        let users = apply(&mut acc, &[("base-middleware", "baseimg middleware")], 20000).expect("apply");
+        let users =
+            apply(&mut acc, &[("base-middleware", "baseimg middleware")], 20000).expect("apply");
         let shadow = &acc.render()[2].1;
         assert!(shadow.contains("root:!*:19000:"), "{shadow}");
         assert!(shadow.contains("base:!*:20000:0:99999:7:::"), "{shadow}");
         assert_eq!(users[0].uid, 102);
-        assert!(acc.render()[0].1.contains("base-middleware:x:102:102:baseimg middleware:/nonexistent:/usr/sbin/nologin"));
+        assert!(acc.render()[0].1.contains(
+            "base-middleware:x:102:102:baseimg middleware:/nonexistent:/usr/sbin/nologin"
+        ));
         assert!(acc.render()[1].1.contains("sudo:x:27:base\n"));
     }
 

@@ -144,7 +144,10 @@ pub fn fetch(ctx: &BuildContext) -> anyhow::Result<Base> {
             return Ok(base);
         }
         Err(reason) if dir.exists() => {
-            progress::note(&format!("cached base {} is unusable ({reason:#}); rebuilding", &key[..16]));
+            progress::note(&format!(
+                "cached base {} is unusable ({reason:#}); rebuilding",
+                &key[..16]
+            ));
             crate::fsutil::remove_dir_all_if_exists(&dir)?;
         }
         Err(_) => progress::note(&format!("no cached base {}; building it", &key[..16])),
@@ -160,12 +163,21 @@ fn open_entry(dir: &Path, key: &str) -> anyhow::Result<Base> {
         .with_context(|| format!("parsing `{}`", meta_path.display()))?;
     anyhow::ensure!(meta.key == key, "its key does not match its folder");
     let size = std::fs::metadata(dir.join("base.tar")).map(|m| m.len()).unwrap_or(0);
-    anyhow::ensure!(size == meta.tarball_size, "base.tar has {size} bytes, expected {}", meta.tarball_size);
+    anyhow::ensure!(
+        size == meta.tarball_size,
+        "base.tar has {size} bytes, expected {}",
+        meta.tarball_size
+    );
     anyhow::ensure!(dir.join("root/etc/os-release").exists(), "its unpacked tree is incomplete");
     Ok(Base { dir: dir.to_path_buf(), key: key.to_string(), meta })
 }
 
-fn build_entry(ctx: &BuildContext, inputs: &BaseInputs, root: &Path, key: &str) -> anyhow::Result<Base> {
+fn build_entry(
+    ctx: &BuildContext,
+    inputs: &BaseInputs,
+    root: &Path,
+    key: &str,
+) -> anyhow::Result<Base> {
     let tmp = root.join(format!("{key}.tmp-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating `{}`", tmp.display()))?;
     let tarball = tmp.join("base.tar");
@@ -185,7 +197,12 @@ fn build_entry(ctx: &BuildContext, inputs: &BaseInputs, root: &Path, key: &str) 
     Ok(Base { dir, key: key.to_string(), meta })
 }
 
-fn run_mmdebstrap(ctx: &BuildContext, inputs: &BaseInputs, tmp: &Path, out: &Path) -> anyhow::Result<()> {
+fn run_mmdebstrap(
+    ctx: &BuildContext,
+    inputs: &BaseInputs,
+    tmp: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
     let initramfs_files = ctx.project.join("overlays/initramfs");
     let q = |p: &Path| shell_quote(&p.to_string_lossy());
     let divert = "dpkg-divert --quiet --local --rename";
@@ -270,7 +287,9 @@ pub fn deb_hashes(text: &str) -> std::collections::BTreeMap<(String, String), St
         let field = |name: &str| {
             stanza.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
         };
-        if let (Some(p), Some(v), Some(h)) = (field("Package:"), field("Version:"), field("SHA256:")) {
+        if let (Some(p), Some(v), Some(h)) =
+            (field("Package:"), field("Version:"), field("SHA256:"))
+        {
             out.entry((p, v)).or_insert(h);
         }
     }
@@ -294,7 +313,8 @@ mod tests {
         };
         let key = base().key();
         assert_eq!(key, base().key());
-        let changes: Vec<Box<dyn Fn(&mut BaseInputs)>> = vec![
+        type Change = Box<dyn Fn(&mut BaseInputs)>;
+        let changes: Vec<Change> = vec![
             Box::new(|i| i.suite = "trixie".into()),
             Box::new(|i| i.mirror = Some("http://m".into())),
             Box::new(|i| i.host_apt_sources = Some("deb y".into())),

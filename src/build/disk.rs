@@ -101,7 +101,8 @@ pub fn write_image(
     blobs: &[(String, u64, Vec<u8>)],
     epoch: u64,
 ) -> anyhow::Result<()> {
-    let file = std::fs::File::create(image).with_context(|| format!("creating `{}`", image.display()))?;
+    let file =
+        std::fs::File::create(image).with_context(|| format!("creating `{}`", image.display()))?;
     file.set_len(layout.total_sectors * SECTOR)
         .with_context(|| format!("sizing `{}`", image.display()))?;
     let script = sfdisk_script(layout, ids);
@@ -111,8 +112,24 @@ pub fn write_image(
         .arg(image)
         .stdin_bytes(script.into_bytes())
         .run()?;
-    make_ext4(image, layout.root_start, layout.root_sectors, "root", &ids.root_fs_uuid, Some(rootfs_tar), epoch)?;
-    make_ext4(image, layout.data_start, layout.data_sectors, "data", &ids.data_fs_uuid, None, epoch)?;
+    make_ext4(
+        image,
+        layout.root_start,
+        layout.root_sectors,
+        "root",
+        &ids.root_fs_uuid,
+        Some(rootfs_tar),
+        epoch,
+    )?;
+    make_ext4(
+        image,
+        layout.data_start,
+        layout.data_sectors,
+        "data",
+        &ids.data_fs_uuid,
+        None,
+        epoch,
+    )?;
     for (path, sector, bytes) in blobs {
         file.write_all_at(bytes, sector * SECTOR)
             .with_context(|| format!("writing blob `{path}` into `{}`", image.display()))?;
@@ -135,7 +152,10 @@ fn make_ext4(
         .from_package("e2fsprogs")
         .args(["-q", "-F", "-t", "ext4", "-b", "4096", "-L", label, "-U", uuid, "-m", "1"])
         .arg("-E")
-        .arg(format!("offset={},hash_seed={uuid},root_owner=0:0,lazy_itable_init=0", start * SECTOR))
+        .arg(format!(
+            "offset={},hash_seed={uuid},root_owner=0:0,lazy_itable_init=0",
+            start * SECTOR
+        ))
         .env("E2FSPROGS_FAKE_TIME", epoch.to_string())
         .env("SOURCE_DATE_EPOCH", epoch.to_string());
     if let Some(tar) = content {
@@ -169,7 +189,8 @@ mod tests {
     #[test]
     fn rockpro64_blobs_fit_and_oversized_ones_fail() {
         let l = layout(&board(32768), 3072, 256).expect("layout");
-        let ok = [("idbloader".to_string(), 64, 200_000), ("u-boot.itb".to_string(), 16384, 1_500_000)];
+        let ok =
+            [("idbloader".to_string(), 64, 200_000), ("u-boot.itb".to_string(), 16384, 1_500_000)];
         check_blobs(&l, &ok).expect("blobs fit");
         let too_big = [("u-boot.itb".to_string(), 16384, 8 * 1024 * 1024 + 1)];
         let err = check_blobs(&l, &too_big).unwrap_err().to_string();

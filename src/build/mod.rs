@@ -42,7 +42,11 @@ pub struct BuildContext {
 }
 
 /// Loads the profile (adding `--ssh-key` files) and its board.
-pub fn load_inputs(project: &Path, profile: &str, ssh_keys: &[PathBuf]) -> anyhow::Result<(LoadedProfile, LoadedBoard)> {
+pub fn load_inputs(
+    project: &Path,
+    profile: &str,
+    ssh_keys: &[PathBuf],
+) -> anyhow::Result<(LoadedProfile, LoadedBoard)> {
     let path = crate::profile::resolve(project, profile);
     let mut loaded = crate::profile::load(&path)?;
     for key_file in ssh_keys {
@@ -112,7 +116,15 @@ impl BuildContext {
         tools::check_host()?;
         progress::note(&format!("profile `{}`, board `{}`", profile.path.display(), board.name));
         let cache_dir = opts.cache_dir.clone().unwrap_or_else(default_cache_dir);
-        Ok(Self { project: opts.project.clone(), profile, board, cache_dir, out_dir, work_dir, ids })
+        Ok(Self {
+            project: opts.project.clone(),
+            profile,
+            board,
+            cache_dir,
+            out_dir,
+            work_dir,
+            ids,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -142,12 +154,20 @@ impl BuildContext {
         self.work_dir.join(format!("{}.img", self.name()))
     }
 
-    pub fn assemble_rootfs(&self, base: &base::Base, overlay: &overlay::Overlay) -> anyhow::Result<String> {
+    pub fn assemble_rootfs(
+        &self,
+        base: &base::Base,
+        overlay: &overlay::Overlay,
+    ) -> anyhow::Result<String> {
         let _step = progress::step("assemble_rootfs");
         rootfs::assemble(&base.tarball(), overlay, &self.rootfs_path(), self.epoch())
     }
 
-    pub fn validate_configs(&self, base: &base::Base, overlay: &overlay::Overlay) -> anyhow::Result<()> {
+    pub fn validate_configs(
+        &self,
+        base: &base::Base,
+        overlay: &overlay::Overlay,
+    ) -> anyhow::Result<()> {
         let _step = progress::step("validate_configs");
         validate::validate(&base.tree(), overlay, &self.work_dir.join("check"))
     }
@@ -166,11 +186,23 @@ impl BuildContext {
         let sizes: Vec<(String, u64, u64)> =
             blobs.iter().map(|(p, s, b)| (p.clone(), *s, b.len() as u64)).collect();
         disk::check_blobs(&layout, &sizes)?;
-        disk::write_image(&self.image_path(), &layout, &self.ids, &self.rootfs_path(), &blobs, self.epoch())?;
+        disk::write_image(
+            &self.image_path(),
+            &layout,
+            &self.ids,
+            &self.rootfs_path(),
+            &blobs,
+            self.epoch(),
+        )?;
         Ok(layout)
     }
 
-    pub fn publish_outputs(&self, base: &base::Base, facts: &render::BaseFacts, layout: &disk::Layout) -> anyhow::Result<()> {
+    pub fn publish_outputs(
+        &self,
+        base: &base::Base,
+        facts: &render::BaseFacts,
+        layout: &disk::Layout,
+    ) -> anyhow::Result<()> {
         let _step = progress::step("publish_outputs");
         publish::publish(self, base, facts, layout)
     }

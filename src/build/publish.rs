@@ -59,7 +59,12 @@ fn project_inputs(ctx: &BuildContext) -> anyhow::Result<Vec<FileHash>> {
     Ok(out)
 }
 
-fn manifest_json(ctx: &BuildContext, base: &Base, facts: &BaseFacts, layout: &disk::Layout) -> anyhow::Result<Vec<u8>> {
+fn manifest_json(
+    ctx: &BuildContext,
+    base: &Base,
+    facts: &BaseFacts,
+    layout: &disk::Layout,
+) -> anyhow::Result<Vec<u8>> {
     let p = &ctx.profile.profile;
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
@@ -93,7 +98,12 @@ fn manifest_json(ctx: &BuildContext, base: &Base, facts: &BaseFacts, layout: &di
 
 /// Moves the outputs from the work folder into the output folder. The old `SHA256SUMS` goes
 /// first and the new one comes last, so a complete-looking set is always a complete set.
-pub fn publish(ctx: &BuildContext, base: &Base, facts: &BaseFacts, layout: &disk::Layout) -> anyhow::Result<()> {
+pub fn publish(
+    ctx: &BuildContext,
+    base: &Base,
+    facts: &BaseFacts,
+    layout: &disk::Layout,
+) -> anyhow::Result<()> {
     let manifest = ctx.work_dir.join("manifest.json");
     std::fs::write(&manifest, manifest_json(ctx, base, facts, layout)?)
         .with_context(|| format!("writing `{}`", manifest.display()))?;

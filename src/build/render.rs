@@ -189,7 +189,8 @@ fn copy_static(overlay: &mut Overlay, dir: &Path) -> anyhow::Result<()> {
             overlay.symlink(&rel, &target.to_string_lossy());
             continue;
         }
-        let bytes = std::fs::read(&path).with_context(|| format!("reading `{}`", path.display()))?;
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("reading `{}`", path.display()))?;
         let mode = if meta.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
         overlay.file(&rel, bytes, mode);
     }
@@ -197,7 +198,11 @@ fn copy_static(overlay: &mut Overlay, dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Renders every `templates/rootfs/**.tera` to the same path without `.tera`.
-fn render_templates(overlay: &mut Overlay, dir: &Path, context: &TemplateContext) -> anyhow::Result<()> {
+fn render_templates(
+    overlay: &mut Overlay,
+    dir: &Path,
+    context: &TemplateContext,
+) -> anyhow::Result<()> {
     let root = dir.join("rootfs");
     let mut tera = tera::Tera::default();
     tera.autoescape_on(vec![]);
@@ -209,8 +214,9 @@ fn render_templates(overlay: &mut Overlay, dir: &Path, context: &TemplateContext
         };
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading template `{}`", path.display()))?;
-        tera.add_raw_template(&rel, &text)
-            .map_err(|e| anyhow::anyhow!("parsing template `{}`: {}", path.display(), tera_chain(&e)))?;
+        tera.add_raw_template(&rel, &text).map_err(|e| {
+            anyhow::anyhow!("parsing template `{}`: {}", path.display(), tera_chain(&e))
+        })?;
         names.push((rel.clone(), target.to_string()));
     }
     let ctx = tera::Context::from_serialize(context).context("preparing the template context")?;
@@ -252,18 +258,25 @@ struct FileRule {
     directory: bool,
 }
 
-fn apply_file_table(overlay: &mut Overlay, table: &Path, accounts: &Accounts) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(table)
-        .with_context(|| format!("reading `{}`", table.display()))?;
+fn apply_file_table(
+    overlay: &mut Overlay,
+    table: &Path,
+    accounts: &Accounts,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(table).with_context(|| format!("reading `{}`", table.display()))?;
     let rules: FileTable = toml::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{}: {}", table.display(), e.message()))?;
     for rule in rules.file {
-        let mode = u32::from_str_radix(&rule.mode, 8)
-            .with_context(|| format!("{}: mode `{}` of `{}` is not octal", table.display(), rule.mode, rule.path))?;
+        let mode = u32::from_str_radix(&rule.mode, 8).with_context(|| {
+            format!("{}: mode `{}` of `{}` is not octal", table.display(), rule.mode, rule.path)
+        })?;
         if rule.directory && !overlay.entries.contains_key(&rule.path) {
             overlay.put(&rule.path, Node::Dir, mode, 0, 0);
         }
-        overlay.chmod(&rule.path, mode).with_context(|| format!("applying `{}`", table.display()))?;
+        overlay
+            .chmod(&rule.path, mode)
+            .with_context(|| format!("applying `{}`", table.display()))?;
         if let Some(owner) = &rule.owner {
             let uid = accounts.uid(owner).with_context(|| format!("unknown owner `{owner}`"))?;
             let gid = accounts.gid(owner).unwrap_or(ADMIN_ID);

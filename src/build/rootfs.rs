@@ -13,12 +13,21 @@ use super::overlay::{Node, Overlay};
 /// Where one output entry comes from.
 enum Source {
     /// A base entry: its header and the offset of its data in the base tarball.
-    Base { header: Box<tar::Header>, data_offset: u64, link_name: Option<Vec<u8>> },
+    Base {
+        header: Box<tar::Header>,
+        data_offset: u64,
+        link_name: Option<Vec<u8>>,
+    },
     Overlay(super::overlay::Entry),
 }
 
 /// Writes base + overlay into `out` and returns the base tarball's sha256, computed on the way.
-pub fn assemble(base_tar: &Path, overlay: &Overlay, out: &Path, mtime: u64) -> anyhow::Result<String> {
+pub fn assemble(
+    base_tar: &Path,
+    overlay: &Overlay,
+    out: &Path,
+    mtime: u64,
+) -> anyhow::Result<String> {
     let (mut sources, base_hash) = index_base(base_tar, overlay)?;
     for (path, entry) in &overlay.entries {
         sources.insert(path.clone(), Source::Overlay(entry.clone()));
@@ -26,27 +35,38 @@ pub fn assemble(base_tar: &Path, overlay: &Overlay, out: &Path, mtime: u64) -> a
     let resolved = resolve_hardlinks(&mut sources);
     let mut base = std::fs::File::open(base_tar)
         .with_context(|| format!("opening `{}`", base_tar.display()))?;
-    let file = std::fs::File::create(out).with_context(|| format!("creating `{}`", out.display()))?;
+    let file =
+        std::fs::File::create(out).with_context(|| format!("creating `{}`", out.display()))?;
     let mut builder = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, file));
     for (path, source) in &sources {
         write_entry(&mut builder, &mut base, path, source, &resolved, mtime)
             .with_context(|| format!("writing `{path}` into `{}`", out.display()))?;
     }
-    let mut writer = builder.into_inner().with_context(|| format!("finishing `{}`", out.display()))?;
+    let mut writer =
+        builder.into_inner().with_context(|| format!("finishing `{}`", out.display()))?;
     writer.flush().with_context(|| format!("writing `{}`", out.display()))?;
     Ok(base_hash)
 }
 
 /// Reads every base entry's header once (hashing the whole file as it goes).
-fn index_base(base_tar: &Path, overlay: &Overlay) -> anyhow::Result<(BTreeMap<String, Source>, String)> {
+fn index_base(
+    base_tar: &Path,
+    overlay: &Overlay,
+) -> anyhow::Result<(BTreeMap<String, Source>, String)> {
     let file = std::fs::File::open(base_tar)
         .with_context(|| format!("opening `{}`", base_tar.display()))?;
-    let mut hashing = HashingReader { inner: std::io::BufReader::with_capacity(1 << 20, file), hasher: Sha256::new() };
+    let mut hashing = HashingReader {
+        inner: std::io::BufReader::with_capacity(1 << 20, file),
+        hasher: Sha256::new(),
+    };
     let mut sources = BTreeMap::new();
     {
         let mut archive = tar::Archive::new(&mut hashing);
-        for entry in archive.entries().with_context(|| format!("reading `{}`", base_tar.display()))? {
-            let entry = entry.with_context(|| format!("reading an entry of `{}`", base_tar.display()))?;
+        for entry in
+            archive.entries().with_context(|| format!("reading `{}`", base_tar.display()))?
+        {
+            let entry =
+                entry.with_context(|| format!("reading an entry of `{}`", base_tar.display()))?;
             let path = normalize(&entry.path_bytes());
             if path.is_empty() || overlay.is_removed(&path) {
                 continue;
@@ -150,7 +170,11 @@ fn write_entry<W: Write>(
                 tar::EntryType::Symlink => {
                     let target = link_name.as_deref().unwrap_or_default();
                     header.set_size(0);
-                    builder.append_link(&mut header, path, String::from_utf8_lossy(target).as_ref())?;
+                    builder.append_link(
+                        &mut header,
+                        path,
+                        String::from_utf8_lossy(target).as_ref(),
+                    )?;
                 }
                 tar::EntryType::Regular | tar::EntryType::Link => {
                     let size = h.size()?;
@@ -192,11 +216,9 @@ fn write_entry<W: Write>(
 
 fn copy_meta_from(header: &mut tar::Header, source: &Source) {
     let (mode, uid, gid) = match source {
-        Source::Base { header: h, .. } => (
-            h.mode().unwrap_or(0o644),
-            h.uid().unwrap_or(0),
-            h.gid().unwrap_or(0),
-        ),
+        Source::Base { header: h, .. } => {
+            (h.mode().unwrap_or(0o644), h.uid().unwrap_or(0), h.gid().unwrap_or(0))
+        }
         Source::Overlay(e) => (e.mode, u64::from(e.uid), u64::from(e.gid)),
     };
     header.set_mode(mode);

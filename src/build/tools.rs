@@ -16,7 +16,9 @@ pub const HOST_TOOLS: &[(&str, &str)] = &[
 pub fn check_host() -> anyhow::Result<()> {
     for (tool, package) in HOST_TOOLS {
         if which(tool).is_none() {
-            anyhow::bail!("`{tool}` was not found on PATH; install it with `apt-get install {package}`");
+            anyhow::bail!(
+                "`{tool}` was not found on PATH; install it with `apt-get install {package}`"
+            );
         }
     }
     check_mke2fs()?;
@@ -61,7 +63,10 @@ pub fn versions() -> Vec<(String, String)> {
     probes
         .iter()
         .map(|(tool, args)| {
-            let out = Cmd::new(*tool).args(*args).run_merged().unwrap_or_else(|e| format!("unavailable: {e}"));
+            let out = Cmd::new(*tool)
+                .args(*args)
+                .run_merged()
+                .unwrap_or_else(|e| format!("unavailable: {e}"));
             (tool.to_string(), out.lines().next().unwrap_or("").trim().to_string())
         })
         .collect()

@@ -38,7 +38,8 @@ pub fn validate(base_tree: &Path, overlay: &Overlay, scratch: &Path) -> anyhow::
          run `baseimg build` as root"
     );
     crate::fsutil::remove_dir_all_if_exists(scratch)?;
-    let (upper, work, merged) = (scratch.join("upper"), scratch.join("work"), scratch.join("merged"));
+    let (upper, work, merged) =
+        (scratch.join("upper"), scratch.join("work"), scratch.join("merged"));
     for dir in [&upper, &work, &merged] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display()))?;
     }
@@ -57,7 +58,12 @@ pub fn validate(base_tree: &Path, overlay: &Overlay, scratch: &Path) -> anyhow::
 }
 
 /// Runs inside the private namespaces: mounts the layers and runs every check.
-pub fn check_in_namespace(lower: &Path, upper: &Path, work: &Path, merged: &Path) -> anyhow::Result<()> {
+pub fn check_in_namespace(
+    lower: &Path,
+    upper: &Path,
+    work: &Path,
+    merged: &Path,
+) -> anyhow::Result<()> {
     let options = format!(
         "lowerdir={},upperdir={},workdir={}",
         lower.display(),
@@ -83,7 +89,9 @@ pub fn check_in_namespace(lower: &Path, upper: &Path, work: &Path, merged: &Path
 }
 
 fn nix_is_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
 }
 
 /// Hides removed base paths in the overlay's upper layer with whiteouts (char device 0:0).
@@ -99,7 +107,9 @@ fn write_whiteouts(overlay: &Overlay, lower: &Path, upper: &Path) -> anyhow::Res
         }
     }
     for rel in paths {
-        if lower.join(&rel).symlink_metadata().is_err() || upper.join(&rel).symlink_metadata().is_ok() {
+        if lower.join(&rel).symlink_metadata().is_err()
+            || upper.join(&rel).symlink_metadata().is_ok()
+        {
             continue;
         }
         let target = upper.join(&rel);

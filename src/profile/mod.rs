@@ -241,7 +241,9 @@ fn check_format(text: &str) -> Result<(), ProfileError> {
     match version.format {
         Some(toml::Value::Integer(n)) if n == i64::from(FORMAT) => Ok(()),
         Some(other) => Err(ProfileError {
-            message: format!("unsupported profile format {other}; this baseimg reads format {FORMAT}"),
+            message: format!(
+                "unsupported profile format {other}; this baseimg reads format {FORMAT}"
+            ),
             span: None,
             hint: Some(format!("set `format = {FORMAT}` and check the profile reference")),
         }),

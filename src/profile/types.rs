@@ -59,10 +59,10 @@ checked_string!(PackageName, check_package_name);
 
 fn check_package_name(s: &str) -> Result<(), String> {
     let name = s.split_once(':').map_or(s, |(name, _)| name);
-    let first_ok = name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    let rest_ok = name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b));
+    let first_ok =
+        name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let rest_ok =
+        name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b));
     if name.len() < 2 || !first_ok || !rest_ok {
         return Err(format!("invalid Debian package name {s:?}"));
     }
@@ -75,9 +75,12 @@ pub struct Suite(String);
 checked_string!(Suite, check_suite);
 
 fn check_suite(s: &str) -> Result<(), String> {
-    let ok = !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+    let ok =
+        !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
     if !ok {
-        return Err(format!("invalid Debian suite {s:?}: expected a codename such as \"bookworm\""));
+        return Err(format!(
+            "invalid Debian suite {s:?}: expected a codename such as \"bookworm\""
+        ));
     }
     Ok(())
 }
@@ -91,7 +94,9 @@ fn check_mirror(s: &str) -> Result<(), String> {
     let scheme_ok = s.starts_with("http://") || s.starts_with("https://");
     let chars_ok = s.bytes().all(|b| b.is_ascii_graphic()) && s.len() <= 512;
     if !scheme_ok || !chars_ok {
-        return Err(format!("invalid mirror URL {s:?}: expected http:// or https:// and no spaces"));
+        return Err(format!(
+            "invalid mirror URL {s:?}: expected http:// or https:// and no spaces"
+        ));
     }
     Ok(())
 }
@@ -122,9 +127,9 @@ impl<'de> Deserialize<'de> for Port {
         let value = i64::deserialize(d)?;
         match u16::try_from(value) {
             Ok(port) if port != 0 => Ok(Port(port)),
-            _ => Err(serde::de::Error::custom(format!(
-                "invalid port {value}: expected 1 to 65535"
-            ))),
+            _ => {
+                Err(serde::de::Error::custom(format!("invalid port {value}: expected 1 to 65535")))
+            }
         }
     }
 }
