@@ -40,7 +40,7 @@ async fn perform(
             helper(device, HelperRequest::RemoveAuthorizedKey { fingerprint }).await
         }
         Request::OpenPairingWindow { seconds } => open_window(device, seconds),
-        Request::ListClients => Ok(Reply::Clients { clients: device.clients(&caller) }),
+        Request::ListClients => Ok(Reply::Clients { clients: device.clients(Some(&caller)) }),
         Request::RevokeClient { id } => revoke(device, &id),
         Request::Reboot => helper(device, HelperRequest::Reboot).await,
     }

@@ -1,4 +1,5 @@
-//! The local control socket: root on the device opens a pairing window through it.
+//! The local control socket: root on the device opens a pairing window, lists and revokes
+//! clients through it (the way back when the wrong client paired first).
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::messages::{decode, encode};
+use crate::messages::{decode, encode, ClientInfo};
 use crate::server::Device;
 use crate::window::WindowReason;
 
@@ -26,6 +27,8 @@ const MAX_LINE: u64 = 4096;
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ControlRequest {
     OpenPairingWindow { seconds: u32 },
+    ListClients,
+    RevokeClient { id: String },
 }
 
 /// The answer on the control socket.
@@ -33,6 +36,8 @@ pub enum ControlRequest {
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ControlReply {
     WindowOpened { seconds: u32 },
+    Clients { clients: Vec<ClientInfo> },
+    Revoked,
     Refused { reason: String },
 }
 
@@ -69,10 +74,10 @@ async fn handle(stream: UnixStream, device: &Device) -> anyhow::Result<()> {
     tokio::io::BufReader::new(read.take(MAX_LINE)).read_until(b'\n', &mut line).await?;
     let reply = if uid != 0 && uid != own {
         log::warn!("control socket: refused uid {uid}");
-        ControlReply::Refused { reason: "only root may open a pairing window".into() }
+        ControlReply::Refused { reason: "only root may use the control socket".into() }
     } else {
         match decode::<ControlRequest>(&line) {
-            Ok(ControlRequest::OpenPairingWindow { seconds }) => open(device, seconds),
+            Ok(request) => perform(device, request),
             Err(err) => ControlReply::Refused { reason: err.to_string() },
         }
     };
@@ -81,23 +86,44 @@ async fn handle(stream: UnixStream, device: &Device) -> anyhow::Result<()> {
     write.write_all(&out).await.context("answering on the control socket")
 }
 
-fn open(device: &Device, seconds: u32) -> ControlReply {
-    let length = Duration::from_secs(seconds.max(1).into());
-    let granted = device.open_window(length, WindowReason::OpenedLocally);
-    ControlReply::WindowOpened { seconds: granted.as_secs() as u32 }
+fn perform(device: &Device, request: ControlRequest) -> ControlReply {
+    match request {
+        ControlRequest::OpenPairingWindow { seconds } => {
+            let length = Duration::from_secs(seconds.max(1).into());
+            let granted = device.open_window(length, WindowReason::OpenedLocally);
+            ControlReply::WindowOpened { seconds: granted.as_secs() as u32 }
+        }
+        ControlRequest::ListClients => ControlReply::Clients { clients: device.clients(None) },
+        ControlRequest::RevokeClient { id } => match device.revoke(&id) {
+            Ok(true) => ControlReply::Revoked,
+            Ok(false) => {
+                ControlReply::Refused { reason: format!("no paired client has id `{id}`") }
+            }
+            Err(err) => ControlReply::Refused { reason: format!("{err:#}") },
+        },
+    }
+}
+
+/// Sends one request to the daemon's control socket at `path` and returns its answer;
+/// a refusal becomes an error.
+pub fn call(path: &Path, request: &ControlRequest) -> anyhow::Result<ControlReply> {
+    let mut stream = std::os::unix::net::UnixStream::connect(path)
+        .with_context(|| format!("connecting to the daemon at `{}`", path.display()))?;
+    let mut line = encode(request);
+    line.push(b'\n');
+    stream.write_all(&line).context("sending the request")?;
+    let mut reply = Vec::new();
+    BufReader::new((&stream).take(MAX_LINE * 64)).read_until(b'\n', &mut reply)?;
+    match decode::<ControlReply>(&reply).context("reading the daemon's answer")? {
+        ControlReply::Refused { reason } => bail!("the daemon refused: {reason}"),
+        reply => Ok(reply),
+    }
 }
 
 /// Asks the daemon at `path` to open a window; returns the seconds granted.
 pub fn request_window(path: &Path, seconds: u32) -> anyhow::Result<u32> {
-    let mut stream = std::os::unix::net::UnixStream::connect(path)
-        .with_context(|| format!("connecting to the daemon at `{}`", path.display()))?;
-    let mut line = encode(&ControlRequest::OpenPairingWindow { seconds });
-    line.push(b'\n');
-    stream.write_all(&line).context("sending the request")?;
-    let mut reply = Vec::new();
-    BufReader::new((&stream).take(MAX_LINE)).read_until(b'\n', &mut reply)?;
-    match decode::<ControlReply>(&reply).context("reading the daemon's answer")? {
+    match call(path, &ControlRequest::OpenPairingWindow { seconds })? {
         ControlReply::WindowOpened { seconds } => Ok(seconds),
-        ControlReply::Refused { reason } => bail!("the daemon refused: {reason}"),
+        other => bail!("unexpected answer from the daemon: {other:?}"),
     }
 }

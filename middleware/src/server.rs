@@ -127,14 +127,14 @@ impl Device {
         self.window().open(length, reason, Instant::now())
     }
 
-    /// The paired clients, marking `caller`.
-    pub fn clients(&self, caller: &PublicKey) -> Vec<ClientInfo> {
+    /// The paired clients, marking `caller` (none when asked locally).
+    pub fn clients(&self, caller: Option<&PublicKey>) -> Vec<ClientInfo> {
         let state = self.state();
         let info = |c: &PairedClient| ClientInfo {
             id: c.public_key.short_id(),
             name: c.name.clone(),
             paired_at_unix: c.paired_at_unix,
-            is_caller: c.public_key == *caller,
+            is_caller: Some(&c.public_key) == caller,
         };
         state.clients().iter().map(info).collect()
     }

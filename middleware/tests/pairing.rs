@@ -175,3 +175,29 @@ async fn client_refuses_a_device_whose_key_differs_from_the_paired_one() {
     let err = device.connect(&me, Some(impostor_key)).await.err().expect("refused");
     assert!(format!("{err:#}").contains("differs from the paired key"), "{err:#}");
 }
+
+#[tokio::test]
+async fn root_on_the_device_can_list_and_revoke_a_client_that_paired_first() {
+    let mut device = TestDevice::start().await;
+    let intruder = identity();
+    device.pair(&intruder, "intruder").await;
+    let socket = device.state_dir.with_file_name("control.sock");
+    let listener = control::bind(&socket).expect("binds");
+    tokio::spawn(control::serve(listener, Arc::clone(&device.device)));
+
+    let id = intruder.public().short_id();
+    let path = socket.clone();
+    let listed = tokio::task::spawn_blocking(move || {
+        let listed = control::call(&path, &control::ControlRequest::ListClients);
+        let revoked = control::call(&path, &control::ControlRequest::RevokeClient { id });
+        (listed, revoked)
+    });
+    let (listed, revoked) = listed.await.expect("joins");
+    let control::ControlReply::Clients { clients } = listed.expect("listed") else {
+        panic!("expected the client list");
+    };
+    assert_eq!(clients[0].name, "intruder");
+    assert!(matches!(revoked.expect("revoked"), control::ControlReply::Revoked));
+    assert!(!device.device.is_paired(&intruder.public()));
+    device.pair(&identity(), "owner").await;
+}

@@ -1,10 +1,11 @@
-//! `base-middleware`: the device daemon (`serve`) and the local root command `open-window`.
+//! `base-middleware`: the device daemon (`serve`) and local root commands (`open-window`,
+//! `clients`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use base_middleware::control::{self, DEFAULT_CONTROL_SOCKET};
+use base_middleware::control::{self, ControlReply, ControlRequest, DEFAULT_CONTROL_SOCKET};
 use base_middleware::daemon::{self, DaemonOptions};
 use base_middleware::helper::DEFAULT_HELPER_SOCKET;
 use base_middleware::state::DEFAULT_STATE_DIR;
@@ -31,6 +32,22 @@ enum Command {
         #[arg(long, default_value = DEFAULT_CONTROL_SOCKET)]
         control_socket: PathBuf,
     },
+    /// List or revoke paired clients (run as root on the device).
+    Clients {
+        #[command(subcommand)]
+        action: ClientsAction,
+        /// The daemon's control socket.
+        #[arg(long, global = true, default_value = DEFAULT_CONTROL_SOCKET)]
+        control_socket: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientsAction {
+    /// Print each paired client's id, name and pairing time.
+    List,
+    /// Revoke the client with this id; it loses access at once.
+    Revoke { id: String },
 }
 
 #[derive(clap::Args)]
@@ -69,6 +86,7 @@ fn main() -> ExitCode {
                 println!("pairing window open for {granted} seconds");
             })
         }
+        Command::Clients { action, control_socket } => clients(action, &control_socket),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -77,6 +95,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn clients(action: ClientsAction, socket: &std::path::Path) -> anyhow::Result<()> {
+    let request = match &action {
+        ClientsAction::List => ControlRequest::ListClients,
+        ClientsAction::Revoke { id } => ControlRequest::RevokeClient { id: id.clone() },
+    };
+    match control::call(socket, &request)? {
+        ControlReply::Clients { clients } => {
+            for client in clients {
+                println!("{}\t{}\tpaired at {}", client.id, client.name, client.paired_at_unix);
+            }
+        }
+        ControlReply::Revoked => println!("revoked"),
+        other => anyhow::bail!("unexpected answer from the daemon: {other:?}"),
+    }
+    Ok(())
 }
 
 fn serve_options(args: ServeArgs) -> DaemonOptions {
