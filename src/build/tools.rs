@@ -12,8 +12,19 @@ pub const HOST_TOOLS: &[(&str, &str)] = &[
     ("tar", "tar"),
 ];
 
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
+
 /// Fails with the package to install when a tool is missing or unfit.
 pub fn check_host() -> anyhow::Result<()> {
+    anyhow::ensure!(
+        is_root(),
+        "`baseimg build` needs root: mmdebstrap installs packages as root, and the configs are \
+         checked in a chroot; run it with sudo"
+    );
     for (tool, package) in HOST_TOOLS {
         if which(tool).is_none() {
             anyhow::bail!(

@@ -33,7 +33,7 @@ const CHECKS: &[Check] = &[
 /// Checks the configs of base + overlay with the image's binaries; `scratch` is emptied.
 pub fn validate(base_tree: &Path, overlay: &Overlay, scratch: &Path) -> anyhow::Result<()> {
     anyhow::ensure!(
-        nix_is_root(),
+        super::tools::is_root(),
         "checking configs with the image's own programs needs root (chroot and mounts); \
          run `baseimg build` as root"
     );
@@ -86,12 +86,6 @@ pub fn check_in_namespace(
     }
     anyhow::ensure!(failures.is_empty(), "the image rejects its configs:\n{}", failures.join("\n"));
     Ok(())
-}
-
-fn nix_is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
 }
 
 /// Hides removed base paths in the overlay's upper layer with whiteouts (char device 0:0).
