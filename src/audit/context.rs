@@ -23,7 +23,13 @@ pub struct Expect {
 
 impl Default for Expect {
     fn default() -> Self {
-        Self { admin: "base".into(), ssh_enabled: None, ssh_port: None, https_port: 443, middleware_port: 8845 }
+        Self {
+            admin: "base".into(),
+            ssh_enabled: None,
+            ssh_port: None,
+            https_port: 443,
+            middleware_port: 8845,
+        }
     }
 }
 

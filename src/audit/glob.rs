@@ -15,7 +15,9 @@ fn matches_from(p: &[char], n: &[char]) -> bool {
         Some('*') => (0..=n.len()).any(|skip| matches_from(&p[1..], &n[skip..])),
         Some('?') => !n.is_empty() && matches_from(&p[1..], &n[1..]),
         Some('[') => match (class_end(p), n.first()) {
-            (Some(end), Some(c)) => in_class(&p[1..end], *c) && matches_from(&p[end + 1..], &n[1..]),
+            (Some(end), Some(c)) => {
+                in_class(&p[1..end], *c) && matches_from(&p[end + 1..], &n[1..])
+            }
             (None, Some(c)) => *c == '[' && matches_from(&p[1..], &n[1..]),
             (_, None) => false,
         },

@@ -38,9 +38,8 @@ fn read_archive(bytes: &[u8], names: &mut Vec<String>) -> anyhow::Result<usize> 
         anyhow::ensure!(header.starts_with(b"07070"), "bad cpio magic at byte {at}");
         let file_size = hex_field(header, 6)?;
         let name_size = hex_field(header, 11)?;
-        let name_bytes = bytes
-            .get(at + HEADER..at + HEADER + name_size)
-            .context("cpio name cut short")?;
+        let name_bytes =
+            bytes.get(at + HEADER..at + HEADER + name_size).context("cpio name cut short")?;
         let name = String::from_utf8_lossy(name_bytes).trim_end_matches('\0').to_string();
         at = align4(at + HEADER + name_size);
         at = align4(at + file_size);
@@ -111,6 +110,9 @@ mod tests {
         let mut image = early;
         image.extend(zstd::encode_all(main.as_slice(), 1).expect("compresses"));
         let names = entries(&image).expect("reads");
-        assert_eq!(names, vec!["kernel/x86/microcode/a.bin", "usr/lib/modules/6.1/kernel/usbhid.ko"]);
+        assert_eq!(
+            names,
+            vec!["kernel/x86/microcode/a.bin", "usr/lib/modules/6.1/kernel/usbhid.ko"]
+        );
     }
 }

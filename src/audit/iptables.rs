@@ -17,7 +17,8 @@ impl Rule {
         let index = self.words.iter().position(|w| options.contains(&w.as_str()))?;
         let negated = index > 0 && self.words[index - 1] == "!";
         let value = self.words.get(index + 1)?;
-        let value = if value == "!" { format!("!{}", self.words.get(index + 2)?) } else { value.clone() };
+        let value =
+            if value == "!" { format!("!{}", self.words.get(index + 2)?) } else { value.clone() };
         Some(if negated { format!("!{value}") } else { value })
     }
 
@@ -37,7 +38,9 @@ impl Rule {
 
     /// The destination ports the rule names (`--dport`, `--dports a,b:c`).
     pub fn ports(&self) -> Vec<(u16, u16)> {
-        let Some(spec) = self.option(&["--dport", "--destination-port", "--dports", "--destination-ports"]) else {
+        let Some(spec) =
+            self.option(&["--dport", "--destination-port", "--dports", "--destination-ports"])
+        else {
             return Vec::new();
         };
         spec.trim_start_matches('!')
@@ -99,7 +102,8 @@ pub fn parse(text: &str, file: &str) -> Result<Ruleset, (String, Where)> {
             let Some(name) = &table else {
                 return Err((format!("`{line}` outside a table"), at));
             };
-            let chains = set.tables.get_mut(name).ok_or_else(|| ("no table".to_string(), at.clone()))?;
+            let chains =
+                set.tables.get_mut(name).ok_or_else(|| ("no table".to_string(), at.clone()))?;
             add_line(chains, line, at)?;
         }
     }
@@ -109,7 +113,11 @@ pub fn parse(text: &str, file: &str) -> Result<Ruleset, (String, Where)> {
     }
 }
 
-fn add_line(chains: &mut BTreeMap<String, Chain>, line: &str, at: Where) -> Result<(), (String, Where)> {
+fn add_line(
+    chains: &mut BTreeMap<String, Chain>,
+    line: &str,
+    at: Where,
+) -> Result<(), (String, Where)> {
     let words: Vec<String> = shell_words(line);
     if let Some(name) = line.strip_prefix(':') {
         let mut parts = name.split_whitespace();

@@ -102,6 +102,14 @@ impl SshdConfig {
     /// context where the given `Match` block applies, else sshd's default.
     pub fn get(&self, keyword: &str, block: Option<usize>) -> Setting {
         let keyword = canonical(keyword);
+        if ACCUMULATING.contains(&keyword.as_str()) {
+            let all = self.all(&keyword, block);
+            if let Some(first) = all.first() {
+                let value = all.iter().map(|d| d.value()).collect::<Vec<_>>().join(" ");
+                let block = all.iter().find_map(|d| d.block);
+                return Setting { value, at: Some(first.at.clone()), block };
+            }
+        }
         let found = self
             .directives
             .iter()
@@ -204,7 +212,9 @@ impl Reader<'_> {
             match keyword.as_str() {
                 "include" => self.include(&args, &at, depth)?,
                 "match" => self.start_match(&args, at),
-                _ => self.config.directives.push(Directive { keyword, args, at, block: self.block }),
+                _ => {
+                    self.config.directives.push(Directive { keyword, args, at, block: self.block })
+                }
             }
         }
         Ok(())
@@ -212,8 +222,11 @@ impl Reader<'_> {
 
     fn include(&mut self, patterns: &[String], at: &Where, depth: usize) -> anyhow::Result<()> {
         for pattern in patterns {
-            let absolute =
-                if pattern.starts_with('/') { pattern.clone() } else { tree::join(SSH_DIR, pattern) };
+            let absolute = if pattern.starts_with('/') {
+                pattern.clone()
+            } else {
+                tree::join(SSH_DIR, pattern)
+            };
             let files = glob::expand(self.tree, &absolute)
                 .with_context(|| format!("expanding `Include {pattern}` at {at}"))?;
             for file in files {
@@ -285,9 +298,18 @@ mod tests {
 
     #[test]
     fn keyword_equals_value_and_case_are_one_setting() {
-        assert_eq!(split_line("PasswordAuthentication=yes"), Some(("passwordauthentication".into(), vec!["yes".into()])));
-        assert_eq!(split_line("  passwordauthentication = no # x"), Some(("passwordauthentication".into(), vec!["no".into()])));
-        assert_eq!(split_line("ChallengeResponseAuthentication yes").map(|l| l.0).as_deref(), Some("kbdinteractiveauthentication"));
+        assert_eq!(
+            split_line("PasswordAuthentication=yes"),
+            Some(("passwordauthentication".into(), vec!["yes".into()]))
+        );
+        assert_eq!(
+            split_line("  passwordauthentication = no # x"),
+            Some(("passwordauthentication".into(), vec!["no".into()]))
+        );
+        assert_eq!(
+            split_line("ChallengeResponseAuthentication yes").map(|l| l.0).as_deref(),
+            Some("kbdinteractiveauthentication")
+        );
     }
 
     #[test]

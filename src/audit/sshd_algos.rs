@@ -96,7 +96,10 @@ impl AlgoList {
             split(first).into_iter().chain(defaults).collect()
         } else if let Some(gone) = value.strip_prefix('-') {
             let gone: Vec<String> = split(gone);
-            defaults.into_iter().filter(|d| !gone.iter().any(|g| super::glob::fnmatch(g, d))).collect()
+            defaults
+                .into_iter()
+                .filter(|d| !gone.iter().any(|g| super::glob::fnmatch(g, d)))
+                .collect()
         } else {
             split(value)
         }
@@ -110,7 +113,10 @@ mod tests {
     #[test]
     fn plus_minus_and_caret_edit_the_default_list() {
         assert!(AlgoList::Macs.effective("+hmac-md5").contains(&"hmac-md5".to_string()));
-        assert!(!AlgoList::Macs.effective("-hmac-sha1*").iter().any(|m| m.starts_with("hmac-sha1")));
+        assert!(!AlgoList::Macs
+            .effective("-hmac-sha1*")
+            .iter()
+            .any(|m| m.starts_with("hmac-sha1")));
         assert_eq!(AlgoList::Kex.effective("^curve25519-sha256")[0], "curve25519-sha256");
     }
 }

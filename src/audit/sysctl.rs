@@ -5,8 +5,13 @@ use super::glob::fnmatch;
 use super::report::Where;
 use super::tree::{self, Tree};
 
-const DIRS: &[&str] =
-    &["/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d"];
+const DIRS: &[&str] = &[
+    "/etc/sysctl.d",
+    "/run/sysctl.d",
+    "/usr/local/lib/sysctl.d",
+    "/usr/lib/sysctl.d",
+    "/lib/sysctl.d",
+];
 
 /// One `key = value` line; the key may be a glob (`net.ipv4.conf.*.rp_filter`).
 #[derive(Debug, Clone)]
@@ -27,7 +32,8 @@ impl Sysctl {
     /// `99-sysctl.conf` link when that link is missing.
     pub fn read(tree: &dyn Tree) -> anyhow::Result<Self> {
         let mut files = confdirs::merged(tree, DIRS, ".conf")?;
-        if !files.contains_key("99-sysctl.conf") && tree::stat(tree, "/etc/sysctl.conf")?.is_some() {
+        if !files.contains_key("99-sysctl.conf") && tree::stat(tree, "/etc/sysctl.conf")?.is_some()
+        {
             files.insert("99-sysctl.conf".into(), "/etc/sysctl.conf".into());
         }
         let mut sysctl = Self::default();
@@ -64,6 +70,7 @@ impl Sysctl {
     /// its own or a glob assignment, else the `default` one.
     pub fn per_interface(&self, family: &str, name: &str) -> Option<&Assignment> {
         let probe = format!("net.{family}.conf.eth0.{name}");
-        self.effective(&probe).or_else(|| self.effective(&format!("net.{family}.conf.default.{name}")))
+        self.effective(&probe)
+            .or_else(|| self.effective(&format!("net.{family}.conf.default.{name}")))
     }
 }

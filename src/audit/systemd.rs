@@ -158,7 +158,9 @@ pub fn enabled_by(tree: &dyn Tree, name: &str) -> anyhow::Result<Option<String>>
         for target in BOOT_TARGETS {
             for kind in ["wants", "requires"] {
                 let link = format!("{dir}/{target}.{kind}/{name}");
-                let Some(meta) = tree.lstat(&tree::resolve(tree, &format!("{dir}/{target}.{kind}"))?.clone())? else {
+                let Some(meta) =
+                    tree.lstat(&tree::resolve(tree, &format!("{dir}/{target}.{kind}"))?.clone())?
+                else {
                     continue;
                 };
                 if meta.kind != Kind::Dir {

@@ -39,11 +39,11 @@ impl TarTree {
         let handle = std::fs::File::open(file)
             .with_context(|| format!("opening tarball `{}`", file.display()))?;
         let mut archive = tar::Archive::new(std::io::BufReader::with_capacity(1 << 20, handle));
-        let mut tree = Self { file: file.to_path_buf(), nodes: BTreeMap::new(), children: BTreeMap::new() };
+        let mut tree =
+            Self { file: file.to_path_buf(), nodes: BTreeMap::new(), children: BTreeMap::new() };
         tree.add_dir("/", Meta { kind: Kind::Dir, mode: 0o755, uid: 0, gid: 0 });
-        let entries = archive
-            .entries()
-            .with_context(|| format!("reading tarball `{}`", file.display()))?;
+        let entries =
+            archive.entries().with_context(|| format!("reading tarball `{}`", file.display()))?;
         for entry in entries {
             let entry = entry.with_context(|| format!("reading tarball `{}`", file.display()))?;
             tree.add_entry(&entry)

@@ -102,7 +102,7 @@ pub fn resolve(tree: &dyn Tree, path: &str) -> anyhow::Result<String> {
                 let target = tree.read_link(&candidate)?;
                 let base = if target.starts_with('/') { "/".to_string() } else { done.clone() };
                 let joined = normalize(&join(&base, &target));
-                for p in joined.split('/').skip(1).rev() {
+                for p in joined.split('/').skip(1).collect::<Vec<_>>().into_iter().rev() {
                     rest.push(p.to_string());
                 }
                 done = String::from("/");
@@ -218,8 +218,8 @@ impl Tree for DirTree {
 
     fn list_raw(&self, path: &str) -> anyhow::Result<Vec<String>> {
         let host = self.host(path);
-        let entries = std::fs::read_dir(&host)
-            .with_context(|| format!("listing `{}`", host.display()))?;
+        let entries =
+            std::fs::read_dir(&host).with_context(|| format!("listing `{}`", host.display()))?;
         let mut names = Vec::new();
         for entry in entries {
             let entry = entry.with_context(|| format!("listing `{}`", host.display()))?;
@@ -231,8 +231,8 @@ impl Tree for DirTree {
 
     fn read_link(&self, path: &str) -> anyhow::Result<String> {
         let host = self.host(path);
-        let target =
-            std::fs::read_link(&host).with_context(|| format!("reading link `{}`", host.display()))?;
+        let target = std::fs::read_link(&host)
+            .with_context(|| format!("reading link `{}`", host.display()))?;
         Ok(target.to_string_lossy().into_owned())
     }
 

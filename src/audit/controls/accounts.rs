@@ -26,22 +26,67 @@ const TRUST_FILES: &[&str] = &[".rhosts", ".shosts", "hosts.equiv", "shosts.equi
 
 pub fn controls() -> Vec<Control> {
     vec![
-        control("acct-file-perms", "os-02, CIS 7.1.1..8", "shadow/gshadow root:shadow <= 0640; passwd/group root 0644", file_perms),
-        control("acct-shadowed", "CIS 7.2.1, 7.2.2, 5.4.2.1", "every passwd entry `x`, no empty hash, only root uid 0", shadowed),
+        control(
+            "acct-file-perms",
+            "os-02, CIS 7.1.1..8",
+            "shadow/gshadow root:shadow <= 0640; passwd/group root 0644",
+            file_perms,
+        ),
+        control(
+            "acct-shadowed",
+            "CIS 7.2.1, 7.2.2, 5.4.2.1",
+            "every passwd entry `x`, no empty hash, only root uid 0",
+            shadowed,
+        ),
         control("acct-root-locked", "CIS 5.4.2.x", "root's hash locked", |c| locked(c, "root")),
-        control("acct-admin-locked", "-", "admin's hash locked with `*`, or `!` only with UsePAM yes; not expired", admin_locked),
-        control("acct-sudo-password", "CIS 5.2.4", "no NOPASSWD or !authenticate in sudoers", sudo_password),
-        control("acct-trust-files", "CIS 7.2.x, sshd IgnoreRhosts", "no .rhosts, .shosts, hosts.equiv, .netrc", trust_files),
-        control("acct-setuid-allowlist", "CIS 7.1.13", "set-uid files only from the allow-list", setuid_allowlist),
-        control("acct-machine-id-empty", "-", "/etc/machine-id empty; no D-Bus machine id", machine_id),
-        control("acct-no-random-seed", "-", "no systemd random seed or credential secret", no_random_seed),
+        control(
+            "acct-admin-locked",
+            "-",
+            "admin's hash locked with `*`, or `!` only with UsePAM yes; not expired",
+            admin_locked,
+        ),
+        control(
+            "acct-sudo-password",
+            "CIS 5.2.4",
+            "no NOPASSWD or !authenticate in sudoers",
+            sudo_password,
+        ),
+        control(
+            "acct-trust-files",
+            "CIS 7.2.x, sshd IgnoreRhosts",
+            "no .rhosts, .shosts, hosts.equiv, .netrc",
+            trust_files,
+        ),
+        control(
+            "acct-setuid-allowlist",
+            "CIS 7.1.13",
+            "set-uid files only from the allow-list",
+            setuid_allowlist,
+        ),
+        control(
+            "acct-machine-id-empty",
+            "-",
+            "/etc/machine-id empty; no D-Bus machine id",
+            machine_id,
+        ),
+        control(
+            "acct-no-random-seed",
+            "-",
+            "no systemd random seed or credential secret",
+            no_random_seed,
+        ),
     ]
 }
 
 fn file_perms(ctx: &Ctx) -> anyhow::Result<Verdict> {
     let group = ctx.accounts("/etc/group")?;
     let shadow_gid = find(&group, "shadow").and_then(|e| e.number(2)).map(|n| n as u32);
-    for (path, max_mode) in [("/etc/shadow", 0o640), ("/etc/gshadow", 0o640), ("/etc/passwd", 0o644), ("/etc/group", 0o644)] {
+    for (path, max_mode) in [
+        ("/etc/shadow", 0o640),
+        ("/etc/gshadow", 0o640),
+        ("/etc/passwd", 0o644),
+        ("/etc/group", 0o644),
+    ] {
         let Some(meta) = tree::stat(ctx.tree, path)? else {
             return Ok(fail("missing", Some(Where::file(path))));
         };
@@ -59,14 +104,20 @@ fn shadowed(ctx: &Ctx) -> anyhow::Result<Verdict> {
     let shadow = ctx.accounts("/etc/shadow")?;
     for entry in &passwd {
         if entry.field(1) != "x" {
-            return Ok(fail(format!("{} has password field `{}`", entry.name(), entry.field(1)), Some(entry.at.clone())));
+            return Ok(fail(
+                format!("{} has password field `{}`", entry.name(), entry.field(1)),
+                Some(entry.at.clone()),
+            ));
         }
         if entry.number(2) == Some(0) && entry.name() != "root" {
             return Ok(fail(format!("{} has uid 0", entry.name()), Some(entry.at.clone())));
         }
     }
     if let Some(entry) = shadow.iter().find(|e| e.field(1).is_empty()) {
-        return Ok(fail(format!("{} has an empty password hash", entry.name()), Some(entry.at.clone())));
+        return Ok(fail(
+            format!("{} has an empty password hash", entry.name()),
+            Some(entry.at.clone()),
+        ));
     }
     Ok(pass(format!("{} accounts shadowed", passwd.len()), Some(Where::file("/etc/passwd"))))
 }
@@ -74,11 +125,17 @@ fn shadowed(ctx: &Ctx) -> anyhow::Result<Verdict> {
 fn locked(ctx: &Ctx, user: &str) -> anyhow::Result<Verdict> {
     let shadow = ctx.accounts("/etc/shadow")?;
     let Some(entry) = find(&shadow, user) else {
-        return Ok(fail(format!("{user} missing from /etc/shadow"), Some(Where::file("/etc/shadow"))));
+        return Ok(fail(
+            format!("{user} missing from /etc/shadow"),
+            Some(Where::file("/etc/shadow")),
+        ));
     };
     let hash = entry.field(1);
     if hash_is_locked(hash) {
-        Ok(pass(format!("{user}:{}", hash.chars().take(2).collect::<String>()), Some(entry.at.clone())))
+        Ok(pass(
+            format!("{user}:{}", hash.chars().take(2).collect::<String>()),
+            Some(entry.at.clone()),
+        ))
     } else {
         Ok(fail(format!("{user} has a usable password hash"), Some(entry.at.clone())))
     }
@@ -108,7 +165,10 @@ fn admin_locked(ctx: &Ctx) -> anyhow::Result<Verdict> {
     let use_pam = ctx.sshd()?.get("UsePAM", None);
     let pam_on = use_pam.value.eq_ignore_ascii_case("yes");
     if entry.field(1).starts_with('!') && !pam_on {
-        let found = format!("{admin} hash starts with `!` and UsePAM {}: sshd refuses its key", use_pam.value);
+        let found = format!(
+            "{admin} hash starts with `!` and UsePAM {}: sshd refuses its key",
+            use_pam.value
+        );
         return Ok(fail(found, Some(entry.at.clone())));
     }
     Ok(verdict)
@@ -116,7 +176,9 @@ fn admin_locked(ctx: &Ctx) -> anyhow::Result<Verdict> {
 
 fn sudo_password(ctx: &Ctx) -> anyhow::Result<Verdict> {
     let mut files = vec!["/etc/sudoers".to_string()];
-    files.extend(tree::list(ctx.tree, "/etc/sudoers.d")?.iter().map(|n| tree::join("/etc/sudoers.d", n)));
+    files.extend(
+        tree::list(ctx.tree, "/etc/sudoers.d")?.iter().map(|n| tree::join("/etc/sudoers.d", n)),
+    );
     for file in &files {
         let Some(text) = tree::read_text(ctx.tree, file)? else { continue };
         for (index, line) in text.lines().enumerate() {
@@ -154,7 +216,8 @@ fn setuid_allowlist(ctx: &Ctx) -> anyhow::Result<Verdict> {
     let mut unexpected = Vec::new();
     for path in &found {
         let canonical = path.strip_prefix("/usr").unwrap_or(path);
-        let allowed = SETUID_ALLOWED.iter().any(|a| *a == path || a.strip_prefix("/usr") == Some(canonical));
+        let allowed =
+            SETUID_ALLOWED.iter().any(|a| *a == path || a.strip_prefix("/usr") == Some(canonical));
         if !allowed {
             unexpected.push(path.clone());
         }
@@ -174,14 +237,18 @@ fn machine_id(ctx: &Ctx) -> anyhow::Result<Verdict> {
     }
     let dbus = "/var/lib/dbus/machine-id";
     if let Some(meta) = ctx.tree.lstat(dbus)? {
-        let linked = meta.kind == Kind::Symlink && tree::resolve(ctx.tree, dbus)? == "/etc/machine-id";
+        let linked =
+            meta.kind == Kind::Symlink && tree::resolve(ctx.tree, dbus)? == "/etc/machine-id";
         if !linked {
             return Ok(fail("a D-Bus machine id is baked in", Some(Where::file(dbus))));
         }
     }
     Ok(match text {
         Some(_) => pass("empty", Some(Where::file("/etc/machine-id"))),
-        None => fail("missing (systemd cannot write it on a read-only root)", Some(Where::file("/etc/machine-id"))),
+        None => fail(
+            "missing (systemd cannot write it on a read-only root)",
+            Some(Where::file("/etc/machine-id")),
+        ),
     })
 }
 

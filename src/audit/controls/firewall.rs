@@ -14,15 +14,55 @@ const UDP_DECLARED: &[u16] = &[5353, 546];
 
 pub fn controls() -> Vec<Control> {
     vec![
-        control("fw-rules-valid", "C7", "rules.v4 and rules.v6 present, one COMMIT per table", rules_valid),
-        control("fw-policy-drop", "CIS 4.4.2.x, 4.4.3.x", "INPUT and FORWARD policy DROP, v4 and v6", policy_drop),
-        control("fw-loopback", "CIS 4.4.2.2, 4.4.3.2", "lo accepted; loopback sources elsewhere dropped", loopback),
-        control("fw-established", "CIS 4.4.2.4, 4.4.3.4", "established/related accepted", established),
+        control(
+            "fw-rules-valid",
+            "C7",
+            "rules.v4 and rules.v6 present, one COMMIT per table",
+            rules_valid,
+        ),
+        control(
+            "fw-policy-drop",
+            "CIS 4.4.2.x, 4.4.3.x",
+            "INPUT and FORWARD policy DROP, v4 and v6",
+            policy_drop,
+        ),
+        control(
+            "fw-loopback",
+            "CIS 4.4.2.2, 4.4.3.2",
+            "lo accepted; loopback sources elsewhere dropped",
+            loopback,
+        ),
+        control(
+            "fw-established",
+            "CIS 4.4.2.4, 4.4.3.4",
+            "established/related accepted",
+            established,
+        ),
         control("fw-icmpv6-nd", "C8", "ICMPv6 types 133..136 accepted before any drop", icmpv6_nd),
-        control("fw-declared-ports", "CIS 4.4.2.3", "new connections only on declared ports; SSH only while enabled", declared_ports),
-        control("fw-loaded-at-boot", "C9", "an enabled unit loads both files before network-pre.target", loaded_at_boot),
-        control("fw-one-backend", "-", "iptables and ip6tables on one backend; fail2ban bans with it", one_backend),
-        control("fw-match-modules", "-", "every -m module exists for the image's kernel", match_modules),
+        control(
+            "fw-declared-ports",
+            "CIS 4.4.2.3",
+            "new connections only on declared ports; SSH only while enabled",
+            declared_ports,
+        ),
+        control(
+            "fw-loaded-at-boot",
+            "C9",
+            "an enabled unit loads both files before network-pre.target",
+            loaded_at_boot,
+        ),
+        control(
+            "fw-one-backend",
+            "-",
+            "iptables and ip6tables on one backend; fail2ban bans with it",
+            one_backend,
+        ),
+        control(
+            "fw-match-modules",
+            "-",
+            "every -m module exists for the image's kernel",
+            match_modules,
+        ),
     ]
 }
 
@@ -69,7 +109,10 @@ fn input(set: &Ruleset) -> &[Rule] {
 fn policy_drop(ctx: &Ctx) -> anyhow::Result<Verdict> {
     for (path, set) in rule_sets!(ctx) {
         for chain in ["INPUT", "FORWARD"] {
-            let policy = set.chain("filter", chain).map(|c| c.policy.clone()).unwrap_or_else(|| "ACCEPT (undeclared)".into());
+            let policy = set
+                .chain("filter", chain)
+                .map(|c| c.policy.clone())
+                .unwrap_or_else(|| "ACCEPT (undeclared)".into());
             if policy != "DROP" {
                 return Ok(fail(format!("{chain} policy {policy}"), Some(Where::file(path))));
             }
@@ -81,7 +124,10 @@ fn policy_drop(ctx: &Ctx) -> anyhow::Result<Verdict> {
 fn loopback(ctx: &Ctx) -> anyhow::Result<Verdict> {
     for ((path, set), source) in rule_sets!(ctx).into_iter().zip(["127.0.0.0/8", "::1/128"]) {
         let rules = input(&set);
-        let lo = rules.iter().position(|r| r.option(&["-i", "--in-interface"]).as_deref() == Some("lo") && r.target().as_deref() == Some("ACCEPT"));
+        let lo = rules.iter().position(|r| {
+            r.option(&["-i", "--in-interface"]).as_deref() == Some("lo")
+                && r.target().as_deref() == Some("ACCEPT")
+        });
         let Some(lo) = lo else {
             return Ok(fail("no `-i lo -j ACCEPT`", Some(Where::file(path))));
         };
@@ -93,7 +139,12 @@ fn loopback(ctx: &Ctx) -> anyhow::Result<Verdict> {
         });
         match spoof {
             Some(i) if i > lo || rules[i].option(&["-i"]).as_deref() == Some("!lo") => {}
-            _ => return Ok(fail(format!("{source} from other interfaces not dropped after the lo accept"), Some(Where::file(path)))),
+            _ => {
+                return Ok(fail(
+                    format!("{source} from other interfaces not dropped after the lo accept"),
+                    Some(Where::file(path)),
+                ))
+            }
         }
     }
     Ok(pass("lo accepted, spoofed loopback dropped", Some(Where::file(V4))))
@@ -103,7 +154,9 @@ fn established(ctx: &Ctx) -> anyhow::Result<Verdict> {
     for (path, set) in rule_sets!(ctx) {
         let ok = input(&set).iter().any(|r| {
             let state = r.option(&["--ctstate", "--state"]).unwrap_or_default();
-            state.contains("ESTABLISHED") && state.contains("RELATED") && r.target().as_deref() == Some("ACCEPT")
+            state.contains("ESTABLISHED")
+                && state.contains("RELATED")
+                && r.target().as_deref() == Some("ACCEPT")
         });
         if !ok {
             return Ok(fail("no RELATED,ESTABLISHED accept", Some(Where::file(path))));
@@ -126,16 +179,27 @@ fn nd_type(rule: &Rule) -> Option<u8> {
 fn icmpv6_nd(ctx: &Ctx) -> anyhow::Result<Verdict> {
     let [_, (path, set)] = rule_sets!(ctx);
     let rules = input(&set);
-    let all_icmp = |r: &Rule| r.option(&["-p", "--protocol"]).is_some_and(|p| p == "ipv6-icmp" || p == "icmpv6" || p == "58") && r.option(&["--icmpv6-type"]).is_none();
+    let all_icmp = |r: &Rule| {
+        r.option(&["-p", "--protocol"])
+            .is_some_and(|p| p == "ipv6-icmp" || p == "icmpv6" || p == "58")
+            && r.option(&["--icmpv6-type"]).is_none()
+    };
     let first_drop = rules.iter().position(|r| {
         let drop = matches!(r.target().as_deref(), Some("DROP") | Some("REJECT"));
-        drop && r.option(&["-s", "--source", "-p", "--protocol", "--ctstate", "--state", "-i"]).is_none()
+        drop && r
+            .option(&["-s", "--source", "-p", "--protocol", "--ctstate", "--state", "-i"])
+            .is_none()
     });
     let limit = first_drop.unwrap_or(rules.len());
     for wanted in 133..=136u8 {
-        let ok = rules[..limit].iter().any(|r| r.target().as_deref() == Some("ACCEPT") && (nd_type(r) == Some(wanted) || all_icmp(r)));
+        let ok = rules[..limit].iter().any(|r| {
+            r.target().as_deref() == Some("ACCEPT") && (nd_type(r) == Some(wanted) || all_icmp(r))
+        });
         if !ok {
-            return Ok(fail(format!("ICMPv6 type {wanted} not accepted: IPv6 breaks under policy DROP"), Some(Where::file(path))));
+            return Ok(fail(
+                format!("ICMPv6 type {wanted} not accepted: IPv6 breaks under policy DROP"),
+                Some(Where::file(path)),
+            ));
         }
     }
     Ok(pass("133..136 accepted", Some(Where::file(path))))
@@ -163,7 +227,13 @@ fn ssh_port(ctx: &Ctx) -> anyhow::Result<u16> {
 }
 
 /// Why a rule that lets new traffic in is not allowed, if it is not.
-fn port_problem(ctx: &Ctx, rule: &Rule, hook: Option<&str>, ssh_on: bool, ssh_port: u16) -> Option<String> {
+fn port_problem(
+    ctx: &Ctx,
+    rule: &Rule,
+    hook: Option<&str>,
+    ssh_on: bool,
+    ssh_port: u16,
+) -> Option<String> {
     let target = rule.target().unwrap_or_default();
     let state = rule.option(&["--ctstate", "--state"]).unwrap_or_default();
     let proto = rule.option(&["-p", "--protocol"]).unwrap_or_default();
@@ -176,7 +246,10 @@ fn port_problem(ctx: &Ctx, rule: &Rule, hook: Option<&str>, ssh_on: bool, ssh_po
     }
     let ports = rule.ports();
     if ports.is_empty() {
-        return Some(format!("accepts new {} traffic on every port", if proto.is_empty() { "all" } else { &proto }));
+        return Some(format!(
+            "accepts new {} traffic on every port",
+            if proto.is_empty() { "all" } else { &proto }
+        ));
     }
     let is_ssh = ports.iter().all(|&(lo, hi)| lo == ssh_port && hi == ssh_port);
     if is_ssh && Some(target.as_str()) == hook {
@@ -189,10 +262,13 @@ fn port_problem(ctx: &Ctx, rule: &Rule, hook: Option<&str>, ssh_on: bool, ssh_po
         "udp" => UDP_DECLARED.contains(&port),
         _ => port == ctx.expect.https_port || (ssh_on && port == ssh_port),
     };
-    ports
-        .iter()
-        .find(|&&(lo, hi)| !(lo..=hi).all(declared))
-        .map(|(lo, hi)| if lo == hi { format!("undeclared {proto} port {lo}") } else { format!("undeclared {proto} ports {lo}:{hi}") })
+    ports.iter().find(|&&(lo, hi)| !(lo..=hi).all(declared)).map(|(lo, hi)| {
+        if lo == hi {
+            format!("undeclared {proto} port {lo}")
+        } else {
+            format!("undeclared {proto} ports {lo}:{hi}")
+        }
+    })
 }
 
 fn declared_ports(ctx: &Ctx) -> anyhow::Result<Verdict> {
@@ -208,23 +284,34 @@ fn declared_ports(ctx: &Ctx) -> anyhow::Result<Verdict> {
         }
         if let Some(chain) = hook.as_deref().and_then(|h| set.chain("filter", h)) {
             if let Some(rule) = chain.rules.first().filter(|_| !ssh_on) {
-                return Ok(fail("SSH chain not empty while SSH is disabled", Some(rule.at.clone())));
+                return Ok(fail(
+                    "SSH chain not empty while SSH is disabled",
+                    Some(rule.at.clone()),
+                ));
             }
         }
     }
-    let https_open = sets.iter().all(|(_, s)| input(s).iter().any(|r| r.ports().contains(&(ctx.expect.https_port, ctx.expect.https_port))));
+    let https_open = sets.iter().all(|(_, s)| {
+        input(s).iter().any(|r| r.ports().contains(&(ctx.expect.https_port, ctx.expect.https_port)))
+    });
     if !https_open {
-        return Ok(fail(format!("HTTPS port {} not open", ctx.expect.https_port), Some(Where::file(V4))));
+        return Ok(fail(
+            format!("HTTPS port {} not open", ctx.expect.https_port),
+            Some(Where::file(V4)),
+        ));
     }
     let ssh = if ssh_on { format!(", SSH {ssh_port} while sshd runs") } else { String::new() };
     Ok(pass(format!("tcp {}{ssh}, udp 5353, 546", ctx.expect.https_port), Some(Where::file(V4))))
 }
 
 fn loads(unit: &systemd::Unit, program: &str, file: &str) -> bool {
-    unit.values("Service", "ExecStart").iter().chain(unit.values("Service", "ExecStartPre").iter()).any(|l| {
-        let words: Vec<&str> = l.value.split_whitespace().collect();
-        words.first().is_some_and(|w| w.ends_with(program)) && words.contains(&file)
-    })
+    unit.values("Service", "ExecStart")
+        .iter()
+        .chain(unit.values("Service", "ExecStartPre").iter())
+        .any(|l| {
+            let words: Vec<&str> = l.value.split_whitespace().collect();
+            words.first().is_some_and(|w| w.ends_with(program)) && words.contains(&file)
+        })
 }
 
 fn loaded_at_boot(ctx: &Ctx) -> anyhow::Result<Verdict> {
@@ -237,10 +324,16 @@ fn loaded_at_boot(ctx: &Ctx) -> anyhow::Result<Verdict> {
             continue;
         }
         let Some(link) = systemd::enabled_by(ctx.tree, &name)? else {
-            return Ok(fail(format!("{name} loads the rules but is not enabled"), Some(Where::file(&unit.path))));
+            return Ok(fail(
+                format!("{name} loads the rules but is not enabled"),
+                Some(Where::file(&unit.path)),
+            ));
         };
         if !unit.words("Unit", "Before").iter().any(|b| b == "network-pre.target") {
-            return Ok(fail(format!("{name} is not ordered before network-pre.target"), Some(Where::file(&unit.path))));
+            return Ok(fail(
+                format!("{name} is not ordered before network-pre.target"),
+                Some(Where::file(&unit.path)),
+            ));
         }
         return Ok(pass(format!("{name}, before network-pre.target"), Some(Where::file(&link))));
     }
@@ -261,13 +354,19 @@ fn one_backend(ctx: &Ctx) -> anyhow::Result<Verdict> {
     let v4 = backend(ctx, "iptables")?.unwrap_or("nft");
     let v6 = backend(ctx, "ip6tables")?.unwrap_or("nft");
     if v4 != v6 {
-        return Ok(fail(format!("iptables {v4}, ip6tables {v6}"), Some(Where::file("/etc/alternatives/ip6tables"))));
+        return Ok(fail(
+            format!("iptables {v4}, ip6tables {v6}"),
+            Some(Where::file("/etc/alternatives/ip6tables")),
+        ));
     }
     let jails = super::services::fail2ban_jails(ctx)?;
     if let Some(action) = jails.value("sshd", "banaction") {
         let nft_action = action.0.starts_with("nftables");
         if nft_action && v4 == "legacy" {
-            return Ok(fail(format!("fail2ban bans with {} but iptables is legacy", action.0), Some(action.1.clone())));
+            return Ok(fail(
+                format!("fail2ban bans with {} but iptables is legacy", action.0),
+                Some(action.1.clone()),
+            ));
         }
         if !nft_action && !action.0.starts_with("iptables") {
             return Ok(fail(format!("fail2ban bans with {}", action.0), Some(action.1.clone())));
@@ -324,8 +423,13 @@ fn match_modules(ctx: &Ctx) -> anyhow::Result<Verdict> {
         for chain in set.tables.values().flat_map(|t| t.values()) {
             for rule in &chain.rules {
                 for module in rule.modules() {
-                    if checked.insert(module.to_string()) && !module_present(ctx, dir, &format!("xt_{module}"))? {
-                        return Ok(fail(format!("-m {module}: no xt_{module} for {dir}"), Some(rule.at.clone())));
+                    if checked.insert(module.to_string())
+                        && !module_present(ctx, dir, &format!("xt_{module}"))?
+                    {
+                        return Ok(fail(
+                            format!("-m {module}: no xt_{module} for {dir}"),
+                            Some(rule.at.clone()),
+                        ));
                     }
                 }
             }

@@ -88,17 +88,26 @@ fn sysctl_set(ctx: &Ctx, wants: &[(&str, Want)], interfaces: bool) -> anyhow::Re
     let sysctl = ctx.sysctl()?;
     for (key, want) in wants {
         let Some(a) = sysctl.effective(key) else {
-            return Ok(fail(format!("{key} not set (kernel default), want {}", describe(*want)), None));
+            return Ok(fail(
+                format!("{key} not set (kernel default), want {}", describe(*want)),
+                None,
+            ));
         };
         if !satisfied(*want, &a.value) {
-            return Ok(fail(format!("{key} = {} (want {})", a.value, describe(*want)), Some(a.at.clone())));
+            return Ok(fail(
+                format!("{key} = {} (want {})", a.value, describe(*want)),
+                Some(a.at.clone()),
+            ));
         }
     }
     if interfaces {
         for (family, name, want) in PER_INTERFACE {
             let Some(a) = sysctl.per_interface(family, name) else { continue };
             if !satisfied(*want, &a.value) {
-                let found = format!("interfaces present at boot get {} = {} (from `{}`)", name, a.value, a.key);
+                let found = format!(
+                    "interfaces present at boot get {} = {} (from `{}`)",
+                    name, a.value, a.key
+                );
                 return Ok(fail(found, Some(a.at.clone())));
             }
         }
@@ -111,12 +120,16 @@ fn ours_last(ctx: &Ctx) -> anyhow::Result<Verdict> {
     let Some(last) = sysctl.assignments.last() else {
         return Ok(fail("no sysctl settings at all", None));
     };
-    let mut names: Vec<&str> = sysctl.assignments.iter().map(|a| a.at.file.rsplit('/').next().unwrap_or("")).collect();
+    let mut names: Vec<&str> =
+        sysctl.assignments.iter().map(|a| a.at.file.rsplit('/').next().unwrap_or("")).collect();
     names.dedup();
     let ours = names.iter().position(|n| *n == OURS);
     match ours {
         None => Ok(fail(format!("{OURS} missing"), None)),
-        Some(i) if i + 1 != names.len() => Ok(fail(format!("{} sorts after {OURS}", names[names.len() - 1]), Some(last.at.clone()))),
+        Some(i) if i + 1 != names.len() => Ok(fail(
+            format!("{} sorts after {OURS}", names[names.len() - 1]),
+            Some(last.at.clone()),
+        )),
         Some(_) => Ok(pass(format!("{OURS} applied last"), Some(Where::file(&last.at.file)))),
     }
 }
@@ -144,8 +157,15 @@ fn panic_arg(ctx: &Ctx) -> anyhow::Result<Verdict> {
         let panic = args.split_whitespace().filter_map(|w| w.strip_prefix("panic=")).last();
         match panic {
             Some(n) if n.parse::<i64>().is_ok_and(|n| n != 0) => {}
-            Some(n) => return Ok(fail(format!("panic={n}: no reboot on a failed boot"), Some(at.clone()))),
-            None => return Ok(fail("no panic=: a failed boot leaves a root shell on the console", Some(at.clone()))),
+            Some(n) => {
+                return Ok(fail(format!("panic={n}: no reboot on a failed boot"), Some(at.clone())))
+            }
+            None => {
+                return Ok(fail(
+                    "no panic=: a failed boot leaves a root shell on the console",
+                    Some(at.clone()),
+                ))
+            }
         }
     }
     Ok(pass(format!("panic= on {} boot entr(ies)", lines.len()), Some(lines[0].1.clone())))

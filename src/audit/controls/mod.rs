@@ -3,6 +3,7 @@
 mod accounts;
 mod firewall;
 mod kernel;
+mod nginx;
 mod services;
 mod ssh;
 mod usb;

@@ -16,7 +16,12 @@ const PY_SYSTEMD: &[&str] = &[
 ];
 
 pub fn fail2ban_controls() -> Vec<Control> {
-    vec![control("fail2ban-sshd-jail", "C10, Lynis DEB-0880", "[sshd] enabled, backend = systemd, python3-systemd installed", sshd_jail)]
+    vec![control(
+        "fail2ban-sshd-jail",
+        "C10, Lynis DEB-0880",
+        "[sshd] enabled, backend = systemd, python3-systemd installed",
+        sshd_jail,
+    )]
 }
 
 pub fn controls() -> Vec<Control> {
@@ -40,7 +45,10 @@ pub struct Jails {
 impl Jails {
     /// A jail's value, falling back to `[DEFAULT]`.
     pub fn value(&self, jail: &str, key: &str) -> Option<&(String, Where)> {
-        self.sections.get(jail).and_then(|s| s.get(key)).or_else(|| self.sections.get("DEFAULT")?.get(key))
+        self.sections
+            .get(jail)
+            .and_then(|s| s.get(key))
+            .or_else(|| self.sections.get("DEFAULT")?.get(key))
     }
 
     fn add(&mut self, text: &str, file: &str) {
@@ -52,7 +60,9 @@ impl Jails {
             }
             if line.starts_with([' ', '\t']) {
                 if let Some(key) = &last_key {
-                    if let Some(entry) = self.sections.entry(section.clone()).or_default().get_mut(key) {
+                    if let Some(entry) =
+                        self.sections.entry(section.clone()).or_default().get_mut(key)
+                    {
                         entry.0.push('\n');
                         entry.0.push_str(line.trim());
                     }
@@ -64,7 +74,9 @@ impl Jails {
                 section = line[1..line.len() - 1].trim().to_string();
                 continue;
             }
-            let Some((key, value)) = line.split_once('=').or_else(|| line.split_once(':')) else { continue };
+            let Some((key, value)) = line.split_once('=').or_else(|| line.split_once(':')) else {
+                continue;
+            };
             let key = key.trim().to_string();
             let entry = (value.trim().to_string(), Where::line(file, index + 1));
             self.sections.entry(section.clone()).or_default().insert(key.clone(), entry);
@@ -79,9 +91,13 @@ pub fn fail2ban_jails(ctx: &Ctx) -> anyhow::Result<Jails> {
     let dir = "/etc/fail2ban";
     let dropins = tree::list(ctx.tree, "/etc/fail2ban/jail.d")?;
     let mut files = vec![format!("{dir}/jail.conf")];
-    files.extend(dropins.iter().filter(|n| n.ends_with(".conf")).map(|n| format!("{dir}/jail.d/{n}")));
+    files.extend(
+        dropins.iter().filter(|n| n.ends_with(".conf")).map(|n| format!("{dir}/jail.d/{n}")),
+    );
     files.push(format!("{dir}/jail.local"));
-    files.extend(dropins.iter().filter(|n| n.ends_with(".local")).map(|n| format!("{dir}/jail.d/{n}")));
+    files.extend(
+        dropins.iter().filter(|n| n.ends_with(".local")).map(|n| format!("{dir}/jail.d/{n}")),
+    );
     for file in files {
         if let Some(text) = tree::read_text(ctx.tree, &file)? {
             jails.add(&text, &file);
@@ -98,13 +114,22 @@ fn sshd_jail(ctx: &Ctx) -> anyhow::Result<Verdict> {
     if !matches!(enabled.to_ascii_lowercase().as_str(), "true" | "yes" | "1" | "on") {
         return Ok(fail(format!("enabled = {enabled}"), Some(at.clone())));
     }
-    let backend = jails.value("sshd", "backend").cloned().unwrap_or(("auto".into(), Where::file("/etc/fail2ban/jail.conf")));
+    let backend = jails
+        .value("sshd", "backend")
+        .cloned()
+        .unwrap_or(("auto".into(), Where::file("/etc/fail2ban/jail.conf")));
     if !backend.0.starts_with("systemd") {
-        return Ok(fail(format!("backend = {}: Debian 12 has no auth.log, the jail dies", backend.0), Some(backend.1)));
+        return Ok(fail(
+            format!("backend = {}: Debian 12 has no auth.log, the jail dies", backend.0),
+            Some(backend.1),
+        ));
     }
     for path in PY_SYSTEMD {
         if tree::stat(ctx.tree, path)?.is_none() {
-            return Ok(fail("python3-systemd missing: the systemd backend cannot start", Some(Where::file(path))));
+            return Ok(fail(
+                "python3-systemd missing: the systemd backend cannot start",
+                Some(Where::file(path)),
+            ));
         }
     }
     Ok(pass("enabled, backend = systemd", Some(backend.1)))
@@ -151,7 +176,11 @@ fn missing(unit: &Unit, wanted: &[(&str, &str)]) -> Option<String> {
             (_, None) => false,
         };
         if !ok {
-            return Some(format!("{}: {key}={} (want {key}={want})", unit.name, value.unwrap_or("unset")));
+            return Some(format!(
+                "{}: {key}={} (want {key}={want})",
+                unit.name,
+                value.unwrap_or("unset")
+            ));
         }
     }
     if unit.get("Service", "RestrictAddressFamilies").is_none() {
@@ -188,20 +217,32 @@ fn service_users(ctx: &Ctx) -> anyhow::Result<Verdict> {
     for unit in daemons(ctx)? {
         let Some(user) = unit.get("Service", "User").map(|l| l.value.clone()) else { continue };
         if let Some(other) = seen.insert(user.clone(), unit.name.clone()) {
-            return Ok(fail(format!("{user} shared by {other} and {}", unit.name), Some(Where::file(&unit.path))));
+            return Ok(fail(
+                format!("{user} shared by {other} and {}", unit.name),
+                Some(Where::file(&unit.path)),
+            ));
         }
         let Some(entry) = find(&passwd, &user) else {
             let sysusers = tree::list(ctx.tree, "/usr/lib/sysusers.d")?;
             if sysusers.iter().any(|f| f.contains(&user)) {
                 continue;
             }
-            return Ok(fail(format!("{user} of {} does not exist", unit.name), Some(Where::file("/etc/passwd"))));
+            return Ok(fail(
+                format!("{user} of {} does not exist", unit.name),
+                Some(Where::file("/etc/passwd")),
+            ));
         };
         let uid = entry.number(2).unwrap_or(-1);
         let shell = entry.field(6);
-        let locked = find(&shadow, &user).is_none_or(|s| hash_is_locked(s.field(1)));
-        if !(0..1000).contains(&uid) || !(shell.ends_with("nologin") || shell.ends_with("false")) || !locked {
-            return Ok(fail(format!("{user}: uid {uid}, shell {shell}, locked {locked}"), Some(entry.at.clone())));
+        let locked = find(&shadow, &user).map_or(true, |s| hash_is_locked(s.field(1)));
+        if !(0..1000).contains(&uid)
+            || !(shell.ends_with("nologin") || shell.ends_with("false"))
+            || !locked
+        {
+            return Ok(fail(
+                format!("{user}: uid {uid}, shell {shell}, locked {locked}"),
+                Some(entry.at.clone()),
+            ));
         }
     }
     Ok(pass(format!("{} service user(s)", seen.len()), Some(Where::file("/etc/passwd"))))
@@ -213,7 +254,9 @@ fn loopback_listen(ctx: &Ctx) -> anyhow::Result<Verdict> {
             let words: Vec<&str> = line.value.split_whitespace().collect();
             let Some(i) = words.iter().position(|w| *w == "--listen") else { continue };
             let addr = words.get(i + 1).copied().unwrap_or("");
-            let loopback = addr.starts_with("127.") || addr.starts_with("[::1]") || addr.starts_with("localhost:");
+            let loopback = addr.starts_with("127.")
+                || addr.starts_with("[::1]")
+                || addr.starts_with("localhost:");
             if !loopback {
                 return Ok(fail(format!("{} listens on {addr}", unit.name), Some(line.at.clone())));
             }

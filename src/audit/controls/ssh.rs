@@ -9,36 +9,117 @@ use crate::audit::tree::{self, Kind};
 
 pub fn controls() -> Vec<Control> {
     vec![
-        control("ssh-config-perms", "sshd-04, sshd-05, CIS 5.1.1", "config files root-owned, not group/other writable", config_perms),
-        control("ssh-config-valid", "sshd -t", "only keywords allowed inside Match blocks", config_valid),
-        control("ssh-root-login", "sshd-06, CIS 5.1.20", "PermitRootLogin no", |c| all_equal(c, "PermitRootLogin", "no")),
-        control("ssh-password-auth", "sshd-27, CIS 5.1.19", "PasswordAuthentication no", |c| all_equal(c, "PasswordAuthentication", "no")),
-        control("ssh-kbd-interactive", "sshd-28", "KbdInteractiveAuthentication no", |c| all_equal(c, "KbdInteractiveAuthentication", "no")),
-        control("ssh-empty-passwords", "sshd-29, CIS 5.1.19", "PermitEmptyPasswords no", |c| all_equal(c, "PermitEmptyPasswords", "no")),
-        control("ssh-auth-methods", "sshd-29", "AuthenticationMethods publickey", |c| all_equal(c, "AuthenticationMethods", "publickey")),
+        control(
+            "ssh-config-perms",
+            "sshd-04, sshd-05, CIS 5.1.1",
+            "config files root-owned, not group/other writable",
+            config_perms,
+        ),
+        control(
+            "ssh-config-valid",
+            "sshd -t",
+            "only keywords allowed inside Match blocks",
+            config_valid,
+        ),
+        control("ssh-root-login", "sshd-06, CIS 5.1.20", "PermitRootLogin no", |c| {
+            all_equal(c, "PermitRootLogin", "no")
+        }),
+        control("ssh-password-auth", "sshd-27, CIS 5.1.19", "PasswordAuthentication no", |c| {
+            all_equal(c, "PasswordAuthentication", "no")
+        }),
+        control("ssh-kbd-interactive", "sshd-28", "KbdInteractiveAuthentication no", |c| {
+            all_equal(c, "KbdInteractiveAuthentication", "no")
+        }),
+        control("ssh-empty-passwords", "sshd-29, CIS 5.1.19", "PermitEmptyPasswords no", |c| {
+            all_equal(c, "PermitEmptyPasswords", "no")
+        }),
+        control("ssh-auth-methods", "sshd-29", "AuthenticationMethods publickey", |c| {
+            all_equal(c, "AuthenticationMethods", "publickey")
+        }),
         control("ssh-allow-users", "CIS 5.1.4", "AllowUsers <admin> only", allow_users),
-        control("ssh-strict-modes", "sshd-11", "StrictModes yes", |c| all_equal(c, "StrictModes", "yes")),
-        control("ssh-hostbased", "CIS 5.1.x", "HostbasedAuthentication no", |c| all_equal(c, "HostbasedAuthentication", "no")),
-        control("ssh-ignore-rhosts", "CIS 5.1.x", "IgnoreRhosts yes", |c| all_equal(c, "IgnoreRhosts", "yes")),
-        control("ssh-gssapi", "CIS 5.1.x", "GSSAPIAuthentication no", |c| all_equal(c, "GSSAPIAuthentication", "no")),
-        control("ssh-disable-forwarding", "CIS 5.1.8", "DisableForwarding yes", |c| all_equal(c, "DisableForwarding", "yes")),
-        control("ssh-permit-tunnel", "CIS 5.1.21", "PermitTunnel no", |c| all_equal(c, "PermitTunnel", "no")),
-        control("ssh-user-environment", "CIS 5.1.21", "PermitUserEnvironment no", |c| all_equal(c, "PermitUserEnvironment", "no")),
-        control("ssh-max-auth-tries", "sshd-18, CIS 5.1.16", "MaxAuthTries <= 3", |c| all_at_most(c, "MaxAuthTries", 3)),
-        control("ssh-login-grace", "sshd-19, CIS 5.1.15", "LoginGraceTime <= 60s (not 0)", login_grace),
-        control("ssh-max-startups", "CIS 5.1.17", "MaxStartups start<=10, rate>=30, full<=60", max_startups),
-        control("ssh-client-alive", "sshd-20, sshd-21, CIS 5.1.7", "ClientAliveInterval 1..300, ClientAliveCountMax 1..3", client_alive),
-        control("ssh-log-level", "sshd-13", "LogLevel VERBOSE", |c| all_equal(c, "LogLevel", "verbose")),
-        control("ssh-debian-banner", "-", "DebianBanner no", |c| all_equal(c, "DebianBanner", "no")),
-        control("ssh-kex", "sshd-01, CIS 5.1.12", "known key exchange only, no SHA-1", |c| algos(c, "KexAlgorithms", AlgoList::Kex, weak_kex)),
-        control("ssh-ciphers", "sshd-02, CIS 5.1.6", "known ciphers only, no CBC", |c| algos(c, "Ciphers", AlgoList::Ciphers, weak_cipher)),
-        control("ssh-macs", "sshd-03, CIS 5.1.15", "known ETM MACs only, no SHA-1/MD5", |c| algos(c, "MACs", AlgoList::Macs, weak_mac)),
+        control("ssh-strict-modes", "sshd-11", "StrictModes yes", |c| {
+            all_equal(c, "StrictModes", "yes")
+        }),
+        control("ssh-hostbased", "CIS 5.1.x", "HostbasedAuthentication no", |c| {
+            all_equal(c, "HostbasedAuthentication", "no")
+        }),
+        control("ssh-ignore-rhosts", "CIS 5.1.x", "IgnoreRhosts yes", |c| {
+            all_equal(c, "IgnoreRhosts", "yes")
+        }),
+        control("ssh-gssapi", "CIS 5.1.x", "GSSAPIAuthentication no", |c| {
+            all_equal(c, "GSSAPIAuthentication", "no")
+        }),
+        control("ssh-disable-forwarding", "CIS 5.1.8", "DisableForwarding yes", |c| {
+            all_equal(c, "DisableForwarding", "yes")
+        }),
+        control("ssh-permit-tunnel", "CIS 5.1.21", "PermitTunnel no", |c| {
+            all_equal(c, "PermitTunnel", "no")
+        }),
+        control("ssh-user-environment", "CIS 5.1.21", "PermitUserEnvironment no", |c| {
+            all_equal(c, "PermitUserEnvironment", "no")
+        }),
+        control("ssh-max-auth-tries", "sshd-18, CIS 5.1.16", "MaxAuthTries <= 3", |c| {
+            all_at_most(c, "MaxAuthTries", 3)
+        }),
+        control(
+            "ssh-login-grace",
+            "sshd-19, CIS 5.1.15",
+            "LoginGraceTime <= 60s (not 0)",
+            login_grace,
+        ),
+        control(
+            "ssh-max-startups",
+            "CIS 5.1.17",
+            "MaxStartups start<=10, rate>=30, full<=60",
+            max_startups,
+        ),
+        control(
+            "ssh-client-alive",
+            "sshd-20, sshd-21, CIS 5.1.7",
+            "ClientAliveInterval 1..300, ClientAliveCountMax 1..3",
+            client_alive,
+        ),
+        control("ssh-log-level", "sshd-13", "LogLevel VERBOSE", |c| {
+            all_equal(c, "LogLevel", "verbose")
+        }),
+        control("ssh-debian-banner", "-", "DebianBanner no", |c| {
+            all_equal(c, "DebianBanner", "no")
+        }),
+        control("ssh-kex", "sshd-01, CIS 5.1.12", "known key exchange only, no SHA-1", |c| {
+            algos(c, "KexAlgorithms", AlgoList::Kex, weak_kex)
+        }),
+        control("ssh-ciphers", "sshd-02, CIS 5.1.6", "known ciphers only, no CBC", |c| {
+            algos(c, "Ciphers", AlgoList::Ciphers, weak_cipher)
+        }),
+        control("ssh-macs", "sshd-03, CIS 5.1.15", "known ETM MACs only, no SHA-1/MD5", |c| {
+            algos(c, "MACs", AlgoList::Macs, weak_mac)
+        }),
         control("ssh-host-key-type", "ssh-audit Debian 12", "HostKey ed25519 only", host_key_type),
-        control("ssh-user-key-algorithms", "ssh-audit Debian 12", "no ssh-rsa/ssh-dss; RequiredRSASize >= 3072", user_key_algorithms),
-        control("ssh-embedded-key-accepted", "-", "every embedded key's type accepted by sshd", embedded_key_accepted),
-        control("ssh-authorized-keys-path", "sshd StrictModes", "each path component owned by root or the admin, not group/other writable", authorized_keys_path),
+        control(
+            "ssh-user-key-algorithms",
+            "ssh-audit Debian 12",
+            "no ssh-rsa/ssh-dss; RequiredRSASize >= 3072",
+            user_key_algorithms,
+        ),
+        control(
+            "ssh-embedded-key-accepted",
+            "-",
+            "every embedded key's type accepted by sshd",
+            embedded_key_accepted,
+        ),
+        control(
+            "ssh-authorized-keys-path",
+            "sshd StrictModes",
+            "each path component owned by root or the admin, not group/other writable",
+            authorized_keys_path,
+        ),
         control("ssh-no-host-keys", "-", "no /etc/ssh/ssh_host_* in the image", no_host_keys),
-        control("ssh-host-keys-first-boot", "-", "an enabled unit creates host keys before sshd", host_keys_first_boot),
+        control(
+            "ssh-host-keys-first-boot",
+            "-",
+            "an enabled unit creates host keys before sshd",
+            host_keys_first_boot,
+        ),
     ]
 }
 
@@ -111,11 +192,15 @@ fn max_startups(ctx: &Ctx) -> anyhow::Result<Verdict> {
 }
 
 fn client_alive(ctx: &Ctx) -> anyhow::Result<Verdict> {
-    let interval = all_satisfy(ctx, "ClientAliveInterval", |v| seconds(v).is_some_and(|s| (1..=300).contains(&s)))?;
+    let interval = all_satisfy(ctx, "ClientAliveInterval", |v| {
+        seconds(v).is_some_and(|s| (1..=300).contains(&s))
+    })?;
     if matches!(interval, Verdict::Fail { .. }) {
         return Ok(interval);
     }
-    all_satisfy(ctx, "ClientAliveCountMax", |v| v.parse::<u64>().is_ok_and(|n| (1..=3).contains(&n)))
+    all_satisfy(ctx, "ClientAliveCountMax", |v| {
+        v.parse::<u64>().is_ok_and(|n| (1..=3).contains(&n))
+    })
 }
 
 fn weak_kex(name: &str) -> bool {
@@ -127,15 +212,24 @@ fn weak_cipher(name: &str) -> bool {
 }
 
 fn weak_mac(name: &str) -> bool {
-    !name.contains("-etm@") || name.contains("sha1") || name.contains("md5") || name.contains("umac-64")
+    !name.contains("-etm@")
+        || name.contains("sha1")
+        || name.contains("md5")
+        || name.contains("umac-64")
 }
 
-fn algos(ctx: &Ctx, keyword: &str, list: AlgoList, weak: fn(&str) -> bool) -> anyhow::Result<Verdict> {
+fn algos(
+    ctx: &Ctx,
+    keyword: &str,
+    list: AlgoList,
+    weak: fn(&str) -> bool,
+) -> anyhow::Result<Verdict> {
     let config = ctx.sshd()?;
     let settings = config.possible(keyword);
     for setting in &settings {
         let names = list.effective(&setting.value);
-        let bad = names.iter().find(|n| !list.knows(n)).map(|n| format!("unknown to OpenSSH 9.2: {n}"));
+        let bad =
+            names.iter().find(|n| !list.knows(n)).map(|n| format!("unknown to OpenSSH 9.2: {n}"));
         let bad = bad.or_else(|| names.iter().find(|n| weak(n)).map(|n| format!("weak: {n}")));
         if let Some(problem) = bad {
             let (_, at) = described(config, setting);
@@ -151,20 +245,30 @@ fn config_perms(ctx: &Ctx) -> anyhow::Result<Verdict> {
     let dir = tree::stat(ctx.tree, "/etc/ssh")?;
     if let Some(meta) = dir {
         if meta.uid != 0 || meta.mode & 0o022 != 0 {
-            return Ok(fail(format!("/etc/ssh uid {} mode {:04o}", meta.uid, meta.mode), Some(Where::file("/etc/ssh"))));
+            return Ok(fail(
+                format!("/etc/ssh uid {} mode {:04o}", meta.uid, meta.mode),
+                Some(Where::file("/etc/ssh")),
+            ));
         }
     }
     for file in &config.files {
         let Some(meta) = tree::stat(ctx.tree, file)? else { continue };
         if meta.uid != 0 || meta.mode & 0o022 != 0 {
-            return Ok(fail(format!("uid {} mode {:04o}", meta.uid, meta.mode), Some(Where::file(file))));
+            return Ok(fail(
+                format!("uid {} mode {:04o}", meta.uid, meta.mode),
+                Some(Where::file(file)),
+            ));
         }
     }
-    Ok(pass(format!("{} file(s) root-owned, not writable by others", config.files.len()), Some(Where::file(sshd::MAIN))))
+    Ok(pass(
+        format!("{} file(s) root-owned, not writable by others", config.files.len()),
+        Some(Where::file(sshd::MAIN)),
+    ))
 }
 
 /// Keywords sshd accepts inside a `Match` block (sshd_config(5), OpenSSH 9.2).
-const MATCH_KEYWORDS: &str = "acceptenv allowagentforwarding allowgroups allowstreamlocalforwarding \
+const MATCH_KEYWORDS: &str =
+    "acceptenv allowagentforwarding allowgroups allowstreamlocalforwarding \
 allowtcpforwarding allowusers authenticationmethods authorizedkeyscommand \
 authorizedkeyscommanduser authorizedkeysfile authorizedprincipalscommand \
 authorizedprincipalscommanduser authorizedprincipalsfile banner casignaturealgorithms \
@@ -181,10 +285,19 @@ x11forwarding x11uselocalhost";
 fn config_valid(ctx: &Ctx) -> anyhow::Result<Verdict> {
     let config = ctx.sshd()?;
     let allowed: Vec<&str> = MATCH_KEYWORDS.split_whitespace().collect();
-    let bad = config.directives.iter().find(|d| d.block.is_some() && !allowed.contains(&d.keyword.as_str()));
+    let bad = config
+        .directives
+        .iter()
+        .find(|d| d.block.is_some() && !allowed.contains(&d.keyword.as_str()));
     Ok(match bad {
-        Some(d) => fail(format!("`{}` is not allowed inside Match: sshd refuses to start", d.keyword), Some(d.at.clone())),
-        None => pass(format!("{} Match block(s), keywords allowed", config.blocks.len()), Some(Where::file(sshd::MAIN))),
+        Some(d) => fail(
+            format!("`{}` is not allowed inside Match: sshd refuses to start", d.keyword),
+            Some(d.at.clone()),
+        ),
+        None => pass(
+            format!("{} Match block(s), keywords allowed", config.blocks.len()),
+            Some(Where::file(sshd::MAIN)),
+        ),
     })
 }
 
@@ -198,7 +311,11 @@ fn allow_users(ctx: &Ctx) -> anyhow::Result<Verdict> {
         let users: Vec<&String> = lines.iter().flat_map(|d| &d.args).collect();
         let at = lines.first().map(|d| d.at.clone()).or_else(|| Some(Where::file(sshd::MAIN)));
         if users.is_empty() || users.iter().any(|u| *u != admin) {
-            let found = if users.is_empty() { "not set: every user may log in".to_string() } else { join(&users) };
+            let found = if users.is_empty() {
+                "not set: every user may log in".to_string()
+            } else {
+                join(&users)
+            };
             return Ok(fail(found, at));
         }
     }
@@ -214,7 +331,10 @@ fn host_key_type(ctx: &Ctx) -> anyhow::Result<Verdict> {
     let config = ctx.sshd()?;
     let keys = config.all("HostKey", None);
     if keys.is_empty() {
-        return Ok(fail("no HostKey: sshd loads RSA, ECDSA and ed25519 keys", Some(Where::file(sshd::MAIN))));
+        return Ok(fail(
+            "no HostKey: sshd loads RSA, ECDSA and ed25519 keys",
+            Some(Where::file(sshd::MAIN)),
+        ));
     }
     if let Some(d) = keys.iter().find(|d| !d.value().contains("ed25519")) {
         return Ok(fail(d.value(), Some(d.at.clone())));
@@ -230,7 +350,9 @@ fn host_key_type(ctx: &Ctx) -> anyhow::Result<Verdict> {
 
 fn user_key_algorithms(ctx: &Ctx) -> anyhow::Result<Verdict> {
     let config = ctx.sshd()?;
-    let verdict = algos(ctx, "PubkeyAcceptedAlgorithms", AlgoList::Keys, |n| n.starts_with("ssh-rsa") || n.starts_with("ssh-dss"))?;
+    let verdict = algos(ctx, "PubkeyAcceptedAlgorithms", AlgoList::Keys, |n| {
+        n.starts_with("ssh-rsa") || n.starts_with("ssh-dss")
+    })?;
     if matches!(verdict, Verdict::Fail { .. }) {
         return Ok(verdict);
     }
@@ -247,7 +369,9 @@ fn authorized_keys_files(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
     let config = ctx.sshd()?;
     let passwd = ctx.accounts("/etc/passwd")?;
     let admin = &ctx.expect.admin;
-    let home = crate::audit::accounts::find(&passwd, admin).map(|e| e.field(5).to_string()).unwrap_or_default();
+    let home = crate::audit::accounts::find(&passwd, admin)
+        .map(|e| e.field(5).to_string())
+        .unwrap_or_default();
     let lines = config.all("AuthorizedKeysFile", None);
     let patterns: Vec<String> = if lines.is_empty() {
         sshd::default_of("authorizedkeysfile").split_whitespace().map(String::from).collect()
@@ -259,7 +383,11 @@ fn authorized_keys_files(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
         .filter(|p| p.as_str() != "none")
         .map(|p| {
             let p = p.replace("%h", &home).replace("%u", admin).replace("%%", "%");
-            if p.starts_with('/') { p } else { tree::join(&home, &p) }
+            if p.starts_with('/') {
+                p
+            } else {
+                tree::join(&home, &p)
+            }
         })
         .collect())
 }
@@ -280,7 +408,13 @@ fn embedded_key_accepted(ctx: &Ctx) -> anyhow::Result<Verdict> {
         for key in keys {
             count += 1;
             if !key_accepted(key.algorithm(), &accepted) {
-                return Ok(fail(format!("{} key not in PubkeyAcceptedAlgorithms: owner locked out", key.algorithm()), Some(Where::file(&file))));
+                return Ok(fail(
+                    format!(
+                        "{} key not in PubkeyAcceptedAlgorithms: owner locked out",
+                        key.algorithm()
+                    ),
+                    Some(Where::file(&file)),
+                ));
             }
         }
     }
@@ -294,7 +428,9 @@ fn embedded_key_accepted(ctx: &Ctx) -> anyhow::Result<Verdict> {
 /// Whether a key of `algorithm` can authenticate under the accepted signature algorithms.
 fn key_accepted(algorithm: &str, accepted: &[String]) -> bool {
     if algorithm == "ssh-rsa" {
-        return accepted.iter().any(|a| a == "rsa-sha2-256" || a == "rsa-sha2-512" || a == "ssh-rsa");
+        return accepted
+            .iter()
+            .any(|a| a == "rsa-sha2-256" || a == "rsa-sha2-512" || a == "ssh-rsa");
     }
     accepted.iter().any(|a| a == algorithm)
 }
@@ -306,7 +442,10 @@ fn authorized_keys_path(ctx: &Ctx) -> anyhow::Result<Verdict> {
         let real = tree::resolve(ctx.tree, &file)?;
         let Some(meta) = ctx.tree.lstat(&real)? else { continue };
         if meta.uid != admin_uid {
-            return Ok(fail(format!("{real} owned by uid {}, not {} ({admin_uid})", meta.uid, ctx.expect.admin), Some(Where::file(&real))));
+            return Ok(fail(
+                format!("{real} owned by uid {}, not {} ({admin_uid})", meta.uid, ctx.expect.admin),
+                Some(Where::file(&real)),
+            ));
         }
         let mut path = String::new();
         for part in std::iter::once("").chain(real.split('/').filter(|p| !p.is_empty())) {
@@ -314,7 +453,13 @@ fn authorized_keys_path(ctx: &Ctx) -> anyhow::Result<Verdict> {
             let Some(m) = ctx.tree.lstat(&path)? else { continue };
             let bad_owner = m.uid != 0 && m.uid != admin_uid;
             if bad_owner || m.mode & 0o022 != 0 {
-                return Ok(fail(format!("{path} uid {} mode {:04o}: StrictModes ignores the key", m.uid, m.mode), Some(Where::file(&path))));
+                return Ok(fail(
+                    format!(
+                        "{path} uid {} mode {:04o}: StrictModes ignores the key",
+                        m.uid, m.mode
+                    ),
+                    Some(Where::file(&path)),
+                ));
             }
         }
         checked += 1;
@@ -345,7 +490,10 @@ fn host_keys_first_boot(ctx: &Ctx) -> anyhow::Result<Verdict> {
         }
         return Ok(match crate::audit::systemd::enabled_by(ctx.tree, &name)? {
             Some(link) => pass(format!("{name}, before ssh.service"), Some(Where::file(&link))),
-            None => fail(format!("{name} creates host keys but is not enabled"), Some(Where::file(&unit.path))),
+            None => fail(
+                format!("{name} creates host keys but is not enabled"),
+                Some(Where::file(&unit.path)),
+            ),
         });
     }
     Ok(fail("no unit ordered before ssh.service creates host keys", None))
@@ -356,7 +504,12 @@ fn creates_host_keys(ctx: &Ctx, unit: &crate::audit::systemd::Unit) -> anyhow::R
         if line.value.contains("ssh-keygen") {
             return Ok(true);
         }
-        let program = line.value.trim_start_matches(['-', '@', '+', '!', ':']).split_whitespace().next().unwrap_or("");
+        let program = line
+            .value
+            .trim_start_matches(['-', '@', '+', '!', ':'])
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
         if let Some(script) = tree::read_text(ctx.tree, program)? {
             if script.contains("ssh-keygen") {
                 return Ok(true);
