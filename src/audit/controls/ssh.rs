@@ -398,7 +398,8 @@ fn embedded_key_accepted(ctx: &Ctx) -> anyhow::Result<Verdict> {
     let mut count = 0;
     for file in authorized_keys_files(ctx)? {
         let Some(text) = tree::read_text(ctx.tree, &file)? else { continue };
-        if text.trim().is_empty() {
+        let has_keys = text.lines().any(|l| !l.trim().is_empty() && !l.trim().starts_with('#'));
+        if !has_keys {
             continue;
         }
         let keys = match crate::sshkey::parse_authorized_keys(&text) {
