@@ -98,8 +98,9 @@ impl SshdConfig {
         config
     }
 
-    /// The first value of `keyword` for the global context (`block = None`) or for the
-    /// context where the given `Match` block applies, else sshd's default.
+    /// The value of `keyword` globally (`block = None`), or for a connection the given
+    /// `Match` block applies to: a value set inside the block overrides the global one, as
+    /// sshd copies Match values over globals; within each, the first value wins.
     pub fn get(&self, keyword: &str, block: Option<usize>) -> Setting {
         let keyword = canonical(keyword);
         if ACCUMULATING.contains(&keyword.as_str()) {
@@ -110,10 +111,10 @@ impl SshdConfig {
                 return Setting { value, at: Some(first.at.clone()), block };
             }
         }
-        let found = self
-            .directives
-            .iter()
-            .find(|d| d.keyword == keyword && (d.block.is_none() || d.block == block));
+        let in_block = |d: &&Directive| d.keyword == keyword && block.is_some() && d.block == block;
+        let global = |d: &&Directive| d.keyword == keyword && d.block.is_none();
+        let found =
+            self.directives.iter().find(in_block).or_else(|| self.directives.iter().find(global));
         match found {
             Some(d) => Setting { value: d.value(), at: Some(d.at.clone()), block: d.block },
             None => Setting { value: default_of(&keyword).to_string(), at: None, block: None },
@@ -123,10 +124,13 @@ impl SshdConfig {
     /// Every value of an accumulating keyword in one context, in reading order.
     pub fn all(&self, keyword: &str, block: Option<usize>) -> Vec<&Directive> {
         let keyword = canonical(keyword);
-        self.directives
-            .iter()
-            .filter(|d| d.keyword == keyword && (d.block.is_none() || d.block == block))
-            .collect()
+        let of = |b: Option<usize>| -> Vec<&Directive> {
+            self.directives.iter().filter(|d| d.keyword == keyword && d.block == b).collect()
+        };
+        match block.map(|b| of(Some(b))) {
+            Some(inside) if !inside.is_empty() => inside,
+            _ => of(None),
+        }
     }
 
     /// The global value and the value under every `Match` block that sets the keyword.

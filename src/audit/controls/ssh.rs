@@ -402,7 +402,7 @@ fn embedded_key_accepted(ctx: &Ctx) -> anyhow::Result<Verdict> {
         if !has_keys {
             continue;
         }
-        let keys = match crate::sshkey::parse_authorized_keys(&text) {
+        let keys = match crate::sshkey::parse_authorized_keys(&without_options(&text)) {
             Ok(keys) => keys,
             Err(e) => return Ok(fail(e, Some(Where::file(&file)))),
         };
@@ -424,6 +424,38 @@ fn embedded_key_accepted(ctx: &Ctx) -> anyhow::Result<Verdict> {
         return Ok(fail("SSH enabled but no authorized key", None));
     }
     Ok(pass(format!("{count} key(s) accepted"), None))
+}
+
+/// The key lines with any leading options field (`from="a,b",command="x y",no-pty`) cut off,
+/// so the key parser sees `type blob comment`; quoted commas and spaces stay in the options.
+fn without_options(text: &str) -> String {
+    let key_word =
+        |w: &str| w.starts_with("ssh-") || w.starts_with("ecdsa-") || w.starts_with("sk-");
+    let mut out = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start_matches('\u{feff}').trim_start();
+        let first = trimmed.split_whitespace().next().unwrap_or("");
+        if trimmed.starts_with('#') || first.is_empty() || key_word(first) {
+            out.push_str(line);
+        } else {
+            out.push_str(skip_options(trimmed));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The rest of a line after its options field (which ends at the first unquoted blank).
+fn skip_options(line: &str) -> &str {
+    let mut quoted = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => return line[i..].trim_start(),
+            _ => {}
+        }
+    }
+    ""
 }
 
 /// Whether a key of `algorithm` can authenticate under the accepted signature algorithms.
