@@ -62,7 +62,7 @@ pub fn expand(tree: &dyn Tree, pattern: &str) -> anyhow::Result<Vec<String>> {
         for dir in &found {
             if has_magic(part) {
                 for name in tree::list(tree, dir)? {
-                    if fnmatch(part, &name) && !(name.starts_with('.') && !part.starts_with('.')) {
+                    if fnmatch(part, &name) && (!name.starts_with('.') || part.starts_with('.')) {
                         next.push(tree::join(dir, &name));
                     }
                 }

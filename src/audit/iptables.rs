@@ -45,9 +45,9 @@ impl Rule {
         };
         spec.trim_start_matches('!')
             .split(',')
-            .filter_map(|p| {
+            .map(|p| {
                 let (lo, hi) = p.split_once(':').unwrap_or((p, p));
-                Some((lo.parse().unwrap_or(0), hi.parse().unwrap_or(65535)))
+                (lo.parse().unwrap_or(0), hi.parse().unwrap_or(65535))
             })
             .collect()
     }

@@ -211,7 +211,7 @@ fn ssh_hook_chain(ctx: &Ctx) -> anyhow::Result<Option<String>> {
     for line in unit.values("Service", "ExecStartPre") {
         let words: Vec<&str> = line.value.split_whitespace().collect();
         if let Some(i) = words.iter().position(|w| *w == "-A" || *w == "-I") {
-            if words.iter().any(|w| *w == "ACCEPT") && words[0].contains("iptables") {
+            if words.contains(&"ACCEPT") && words[0].contains("iptables") {
                 return Ok(words.get(i + 1).map(|s| s.to_string()));
             }
         }

@@ -154,7 +154,7 @@ fn panic_arg(ctx: &Ctx) -> anyhow::Result<Verdict> {
         return Ok(fail("no append line", Some(Where::file(EXTLINUX))));
     }
     for (args, at) in &lines {
-        let panic = args.split_whitespace().filter_map(|w| w.strip_prefix("panic=")).last();
+        let panic = args.split_whitespace().rev().find_map(|w| w.strip_prefix("panic="));
         match panic {
             Some(n) if n.parse::<i64>().is_ok_and(|n| n != 0) => {}
             Some(n) => {
