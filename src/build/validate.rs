@@ -9,24 +9,46 @@ use super::overlay::Overlay;
 use crate::progress;
 use crate::runner::Cmd;
 
-/// A check: what it proves and the command run inside the image.
+/// Where a check's program comes from.
+#[derive(Debug, Clone, Copy)]
+enum Program {
+    /// The image's own binary, run in a chroot through qemu-user.
+    Image,
+    /// The build host's binary, given the image's file. Used for iptables: qemu-user cannot
+    /// pass nf_tables netlink through, so the image's iptables cannot reach a kernel there.
+    /// The host is Debian 12 too, with the same iptables release as the image.
+    Host,
+}
+
+/// A check: what it proves and the command run; paths of `Host` checks are inside the image.
 struct Check {
     what: &'static str,
+    program: Program,
     argv: &'static [&'static str],
 }
 
 /// The first boot's script runs first: it makes the keys and certificate the others need.
 const CHECKS: &[Check] = &[
-    Check { what: "first-boot secrets", argv: &["/usr/local/lib/baseimg/firstboot"] },
-    Check { what: "sshd configuration", argv: &["/usr/sbin/sshd", "-t"] },
-    Check { what: "nginx configuration", argv: &["/usr/sbin/nginx", "-t", "-q"] },
+    Check {
+        what: "first-boot secrets",
+        program: Program::Image,
+        argv: &["/usr/local/lib/baseimg/firstboot"],
+    },
+    Check { what: "sshd configuration", program: Program::Image, argv: &["/usr/sbin/sshd", "-t"] },
+    Check {
+        what: "nginx configuration",
+        program: Program::Image,
+        argv: &["/usr/sbin/nginx", "-t", "-q"],
+    },
     Check {
         what: "IPv4 firewall rules",
-        argv: &["/usr/sbin/iptables-restore", "--test", "/etc/iptables/rules.v4"],
+        program: Program::Host,
+        argv: &["iptables-nft-restore", "--test", "/etc/iptables/rules.v4"],
     },
     Check {
         what: "IPv6 firewall rules",
-        argv: &["/usr/sbin/ip6tables-restore", "--test", "/etc/iptables/rules.v6"],
+        program: Program::Host,
+        argv: &["ip6tables-nft-restore", "--test", "/etc/iptables/rules.v6"],
     },
 ];
 
@@ -45,7 +67,8 @@ pub fn validate(base_tree: &Path, overlay: &Overlay, scratch: &Path) -> anyhow::
     }
     super::materialize::write_tree(overlay, &upper, true)?;
     write_whiteouts(overlay, base_tree, &upper)?;
-    let exe = std::env::current_exe().context("finding the baseimg executable")?;
+    // This very executable, even if a rebuild replaced the file since it started.
+    let exe = PathBuf::from(format!("/proc/{}/exe", std::process::id()));
     let result = Cmd::new("unshare")
         .from_package("util-linux")
         .args(["--mount", "--net", "--fork", "--"])
@@ -76,16 +99,32 @@ pub fn check_in_namespace(
     for dir in ["run", "tmp"] {
         Cmd::new("mount").args(["-t", "tmpfs", "tmpfs"]).arg(merged.join(dir)).run()?;
     }
+    // systemd makes sshd's privilege separation folder at boot (RuntimeDirectory).
+    std::fs::create_dir_all(merged.join("run/sshd")).context("creating /run/sshd")?;
     let mut failures = Vec::new();
     for check in CHECKS {
         progress::note(&format!("checking {}", check.what));
-        let result = Cmd::new("chroot").arg(merged).args(check.argv).run();
-        if let Err(e) = result {
+        if let Err(e) = run_check(check, merged) {
             failures.push(format!("{}: {e:#}", check.what));
         }
     }
     anyhow::ensure!(failures.is_empty(), "the image rejects its configs:\n{}", failures.join("\n"));
     Ok(())
+}
+
+fn run_check(check: &Check, merged: &Path) -> anyhow::Result<()> {
+    let cmd = match check.program {
+        Program::Image => Cmd::new("chroot").arg(merged).args(check.argv),
+        Program::Host => {
+            let (program, args) = check.argv.split_first().expect("a check has a program");
+            let args = args.iter().map(|a| match a.strip_prefix('/') {
+                Some(inside) => merged.join(inside).into_os_string(),
+                None => a.into(),
+            });
+            Cmd::new(program).from_package("iptables").args(args)
+        }
+    };
+    cmd.run().map(drop)
 }
 
 /// Hides removed base paths in the overlay's upper layer with whiteouts (char device 0:0).
