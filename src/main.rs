@@ -57,6 +57,10 @@ struct BuildArgs {
     /// Cache folder for Debian bases [default: $BASEIMG_CACHE_DIR or ~/.cache/baseimg]
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+    /// Install the Debian base anew even if a cached one matches the profile (to pick up
+    /// the mirror's newer packages when the profile names no snapshot).
+    #[arg(long)]
+    rebuild_base: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -102,6 +106,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out: a.out,
                 ssh_keys: a.ssh_keys,
                 cache_dir: a.cache_dir,
+                rebuild_base: a.rebuild_base,
             };
             let out = baseimg::build::build(&opts)?;
             println!("{}", out.display());

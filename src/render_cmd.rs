@@ -61,7 +61,7 @@ fn cached_base_tree(
         tree.join("etc/os-release").exists(),
         "the base for this profile is not cached yet (key {}); run `baseimg build` once, \
          or pass `--base-tree DIR`",
-        &key[..16]
+        key
     );
     Ok(tree)
 }

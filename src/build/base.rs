@@ -53,13 +53,14 @@ pub struct InstalledPackage {
     pub deb_sha256: Option<String>,
 }
 
-/// The inputs that decide a base's contents; their hash is the cache key.
+/// The inputs that decide a base's contents; their hash is the cache key. Without a
+/// mirror, mmdebstrap uses the host's apt sources, and the base holds what they served when
+/// it was made, until `--rebuild-base`; the manifest records every package's exact version.
 #[derive(Debug, Serialize)]
 pub struct BaseInputs {
     pub recipe: u32,
     pub suite: String,
     pub mirror: Option<String>,
-    pub host_apt_sources: Option<String>,
     pub packages: Vec<String>,
     pub source_date_epoch: u64,
     pub files: Vec<(String, String)>,
@@ -87,36 +88,14 @@ fn inputs_for(project: &Path, profile: &Profile, board: &Board) -> anyhow::Resul
     packages.extend(board.packages.iter().map(|p| p.to_string()));
     packages.sort();
     packages.dedup();
-    let host_apt_sources = match &profile.base.mirror {
-        Some(_) => None,
-        None => Some(host_apt_sources()?),
-    };
     Ok(BaseInputs {
         recipe: RECIPE_VERSION,
         suite: profile.base.suite.to_string(),
         mirror: profile.base.mirror.as_ref().map(|m| m.to_string()),
-        host_apt_sources,
         packages,
         source_date_epoch: profile.image.source_date_epoch,
         files: hash_tree(&project.join("overlays/initramfs"))?,
     })
-}
-
-/// The host's apt sources decide what mmdebstrap installs when the profile names no mirror.
-fn host_apt_sources() -> anyhow::Result<String> {
-    let mut text = String::new();
-    let mut paths = vec![PathBuf::from("/etc/apt/sources.list")];
-    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
-        let mut more: Vec<PathBuf> = dir.flatten().map(|e| e.path()).collect();
-        more.sort();
-        paths.extend(more);
-    }
-    for path in paths.iter().filter(|p| p.is_file()) {
-        let body = std::fs::read_to_string(path)
-            .with_context(|| format!("reading apt sources `{}`", path.display()))?;
-        text.push_str(&format!("# {}\n{body}\n", path.display()));
-    }
-    Ok(text)
 }
 
 /// Every file under `dir` with its sha256, by relative path, sorted.
@@ -138,6 +117,10 @@ pub fn fetch(ctx: &BuildContext) -> anyhow::Result<Base> {
         .with_context(|| format!("creating cache directory `{}`", root.display()))?;
     crate::fsutil::remove_stale_temps(&root)?;
     let dir = root.join(&key);
+    if ctx.rebuild_base && dir.exists() {
+        progress::note(&format!("--rebuild-base: removing cached base {}", &key[..16]));
+        crate::fsutil::remove_dir_all_if_exists(&dir)?;
+    }
     match open_entry(&dir, &key) {
         Ok(base) => {
             progress::note(&format!("using cached base {}", &key[..16]));
@@ -306,7 +289,6 @@ mod tests {
             recipe: 1,
             suite: "bookworm".into(),
             mirror: None,
-            host_apt_sources: Some("deb x".into()),
             packages: vec!["a".into()],
             source_date_epoch: 1,
             files: vec![("f".into(), "00".into())],
@@ -317,7 +299,6 @@ mod tests {
         let changes: Vec<Change> = vec![
             Box::new(|i| i.suite = "trixie".into()),
             Box::new(|i| i.mirror = Some("http://m".into())),
-            Box::new(|i| i.host_apt_sources = Some("deb y".into())),
             Box::new(|i| i.packages.push("b".into())),
             Box::new(|i| i.source_date_epoch = 2),
             Box::new(|i| i.files[0].1 = "01".into()),

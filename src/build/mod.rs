@@ -27,6 +27,8 @@ pub struct BuildOptions {
     pub out: Option<PathBuf>,
     pub ssh_keys: Vec<PathBuf>,
     pub cache_dir: Option<PathBuf>,
+    /// Make the Debian base anew even when a cached one matches.
+    pub rebuild_base: bool,
 }
 
 /// State shared by the build steps.
@@ -39,6 +41,7 @@ pub struct BuildContext {
     /// Scratch folder inside the output folder, so outputs publish by rename.
     pub work_dir: PathBuf,
     pub ids: render::DiskIds,
+    pub rebuild_base: bool,
 }
 
 /// Loads the profile (adding `--ssh-key` files) and its board.
@@ -124,6 +127,7 @@ impl BuildContext {
             out_dir,
             work_dir,
             ids,
+            rebuild_base: opts.rebuild_base,
         })
     }
 
