@@ -1,6 +1,6 @@
 //! File helpers: atomic writes, hashing, walking trees, cleaning up after killed runs.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -17,20 +17,70 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The sha256 of a file, as lowercase hex.
+/// The sha256 of a file, as lowercase hex. Holes of a sparse file (most of a disk image)
+/// are hashed as the zeros they read as, without reading them.
 pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("opening `{}`", path.display()))?;
+    let file = std::fs::File::open(path).with_context(|| format!("opening `{}`", path.display()))?;
+    let len = file.metadata().with_context(|| format!("reading `{}`", path.display()))?.len();
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).with_context(|| format!("reading `{}`", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
+    let mut pos = 0;
+    while pos < len {
+        let data = next_data(&file, pos, len);
+        hash_zeros(&mut hasher, data - pos);
+        let hole = match next_hole(&file, data) {
+            Some(hole) if hole > data => hole.min(len),
+            _ => len,
+        };
+        hash_range(&file, data, hole, &mut hasher, &mut buf)
+            .with_context(|| format!("reading `{}`", path.display()))?;
+        pos = hole;
     }
     Ok(hex::encode(hasher.finalize()))
+}
+
+/// The next offset holding data: `len` when only a hole follows, `from` itself when the file
+/// system cannot tell (then everything is read).
+fn next_data(file: &std::fs::File, from: u64, len: u64) -> u64 {
+    match rustix::fs::seek(file, rustix::fs::SeekFrom::Data(from)) {
+        Ok(offset) => offset.min(len),
+        Err(rustix::io::Errno::NXIO) => len,
+        Err(_) => from,
+    }
+}
+
+fn next_hole(file: &std::fs::File, from: u64) -> Option<u64> {
+    rustix::fs::seek(file, rustix::fs::SeekFrom::Hole(from)).ok()
+}
+
+fn hash_zeros(hasher: &mut Sha256, mut count: u64) {
+    static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
+    while count > 0 {
+        let n = count.min(ZEROS.len() as u64) as usize;
+        hasher.update(&ZEROS[..n]);
+        count -= n as u64;
+    }
+}
+
+fn hash_range(
+    file: &std::fs::File,
+    start: u64,
+    end: u64,
+    hasher: &mut Sha256,
+    buf: &mut [u8],
+) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut pos = start;
+    while pos < end {
+        let want = (end - pos).min(buf.len() as u64) as usize;
+        let n = file.read_at(&mut buf[..want], pos)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        hasher.update(&buf[..n]);
+        pos += n as u64;
+    }
+    Ok(())
 }
 
 /// The sha256 of bytes, as lowercase hex.
@@ -109,6 +159,18 @@ mod tests {
         remove_stale_temps(dir.path()).expect("cleanup");
         assert!(!dead.exists());
         assert!(live.exists() && other.exists());
+    }
+
+    #[test]
+    fn sparse_file_hash_equals_plain_hash() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sparse");
+        let file = std::fs::File::create(&path).expect("create");
+        file.set_len(5 << 20).expect("size");
+        file.write_all_at(b"data in the middle", 3 << 20).expect("write");
+        let plain = sha256_bytes(&std::fs::read(&path).expect("read"));
+        assert_eq!(sha256_file(&path).expect("hash"), plain);
     }
 
     #[test]
