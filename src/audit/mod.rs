@@ -85,13 +85,9 @@ fn read_profile(name: &str) -> anyhow::Result<(Expect, Vec<String>)> {
     let path = crate::profile::resolve(&project, name);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading profile `{}`", path.display()))?;
-    let waivers = waivers_from_profile(&text)?;
-    let mut table: toml::Table =
-        text.parse().with_context(|| format!("parsing profile `{}`", path.display()))?;
-    table.remove("audit");
-    let stripped = toml::to_string(&table).context("re-reading the profile")?;
-    let profile = crate::profile::parse(&stripped)
-        .map_err(|e| anyhow::anyhow!("{}", e.render(&path, &stripped)))?;
+    let profile =
+        crate::profile::parse(&text).map_err(|e| anyhow::anyhow!("{}", e.render(&path, &text)))?;
+    let waivers = profile.audit.waive.clone();
     Ok((Expect::from_profile(&profile), waivers))
 }
 

@@ -98,6 +98,7 @@ pub fn build(opts: &BuildOptions) -> anyhow::Result<PathBuf> {
         base.meta.tarball_sha256
     );
     ctx.validate_configs(&base, &overlay)?;
+    ctx.audit_rootfs()?;
     let layout = ctx.write_disk_image(&base)?;
     ctx.publish_outputs(&base, &facts, &layout)?;
     Ok(ctx.out_dir.clone())
@@ -174,6 +175,25 @@ impl BuildContext {
     ) -> anyhow::Result<()> {
         let _step = progress::step("validate_configs");
         validate::validate(&base.tree(), overlay, &self.work_dir.join("check"))
+    }
+
+    /// Runs every hardening control on the assembled root filesystem; a failure stops the
+    /// build, a control the profile waives is reported as waived.
+    pub fn audit_rootfs(&self) -> anyhow::Result<()> {
+        let _step = progress::step("audit_rootfs");
+        let p = &self.profile.profile;
+        let tree = crate::audit::open(&self.rootfs_path())?;
+        let expect = crate::audit::context::Expect::from_profile(p);
+        let input = self.rootfs_path().display().to_string();
+        let report = crate::audit::audit(tree.as_ref(), expect, &p.audit.waive, &input);
+        progress::note(&format!(
+            "{} controls passed, {} failed, {} waived",
+            report.passed, report.failed, report.waived
+        ));
+        if report.failed > 0 {
+            anyhow::bail!("the root filesystem fails hardening controls:\n{}", report.table());
+        }
+        Ok(())
     }
 
     pub fn write_disk_image(&self, base: &base::Base) -> anyhow::Result<disk::Layout> {

@@ -49,6 +49,17 @@ pub struct Profile {
     pub kernel: KernelSection,
     #[serde(default)]
     pub fail2ban: Fail2banSection,
+    #[serde(default)]
+    pub audit: AuditSection,
+}
+
+/// Controls of `baseimg audit` that this profile loosens on purpose: reported as waived.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// Control ids (see docs/audit.md); an unknown id is an error.
+    #[serde(default)]
+    pub waive: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -229,6 +240,7 @@ pub fn parse(text: &str) -> Result<Profile, ProfileError> {
     let profile: Profile = toml::from_str(text).map_err(|e| from_toml(&e))?;
     check_packages(&profile)?;
     check_disk(&profile.disk)?;
+    check_waivers(&profile.audit)?;
     Ok(profile)
 }
 
@@ -285,6 +297,18 @@ fn check_packages(profile: &Profile) -> Result<(), ProfileError> {
         });
     }
     Ok(())
+}
+
+fn check_waivers(audit: &AuditSection) -> Result<(), ProfileError> {
+    let known: Vec<&str> = crate::audit::controls::all().iter().map(|c| c.id).collect();
+    match audit.waive.iter().find(|id| !known.contains(&id.as_str())) {
+        Some(id) => Err(ProfileError {
+            message: format!("audit.waive names unknown control `{id}`"),
+            span: None,
+            hint: Some("control ids are listed in docs/audit.md".into()),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn check_disk(disk: &DiskSection) -> Result<(), ProfileError> {
