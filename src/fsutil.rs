@@ -20,7 +20,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// The sha256 of a file, as lowercase hex. Holes of a sparse file (most of a disk image)
 /// are hashed as the zeros they read as, without reading them.
 pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening `{}`", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("opening `{}`", path.display()))?;
     let len = file.metadata().with_context(|| format!("reading `{}`", path.display()))?.len();
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
