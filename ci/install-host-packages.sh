@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs every host package `baseimg build` and its tests need, on Debian 12 (bookworm),
-# and makes arm64 programs runnable through qemu-user. Idempotent; run as root.
+# adds the Rust arm64 target, and makes arm64 programs runnable through qemu-user.
+# Idempotent; run as root. nginx and openssl serve the middleware's loopback tests;
+# iptables checks the image's firewall rules in a private network namespace.
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ]; then
@@ -28,9 +30,14 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     mmdebstrap qemu-user-static binfmt-support arch-test \
     fdisk util-linux tar zstd xz-utils bc debian-archive-keyring \
+    iptables gcc-aarch64-linux-gnu libc6-dev-arm64-cross nginx-light openssl \
     >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports \
     e2fsprogs libarchive13 >/dev/null
+
+# base-middleware is cross-built for the image.
+rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 \
+    || { echo "install-host-packages.sh: rustup target add failed" >&2; exit 1; }
 
 if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
     mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc

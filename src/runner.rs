@@ -54,6 +54,16 @@ impl Cmd {
         self
     }
 
+    /// Passes these variables through from this process's environment, where set.
+    pub fn inherit_env(mut self, keys: &[&str]) -> Self {
+        for key in keys {
+            if let Some(value) = std::env::var_os(key) {
+                self.env.push((key.to_string(), value));
+            }
+        }
+        self
+    }
+
     /// Feeds `bytes` to the command's stdin (which is otherwise closed).
     pub fn stdin_bytes(mut self, bytes: Vec<u8>) -> Self {
         self.stdin = Some(bytes);
@@ -70,14 +80,16 @@ impl Cmd {
     }
 
     fn expression(&self, stderr_capture: bool) -> duct::Expression {
-        let mut expr = duct::cmd(&self.program, &self.args).full_env(clean_env());
+        // One complete environment: duct applies outer settings first, so a later `env()`
+        // on top of `full_env()` would be cleared again.
+        let mut env: std::collections::HashMap<String, OsString> =
+            clean_env().into_iter().map(|(k, v)| (k, OsString::from(v))).collect();
+        env.extend(self.env.iter().cloned());
+        let mut expr = duct::cmd(&self.program, &self.args).full_env(env);
         expr = match &self.stdin {
             Some(bytes) => expr.stdin_bytes(bytes.clone()),
             None => expr.stdin_null(),
         };
-        for (key, value) in &self.env {
-            expr = expr.env(key, value);
-        }
         if stderr_capture {
             expr = expr.stderr_capture();
         }
@@ -209,6 +221,12 @@ mod tests {
     fn missing_program_names_its_package() {
         let err = Cmd::new("baseimg-no-such-tool").from_package("some-pkg").run().unwrap_err();
         assert!(err.to_string().contains("apt-get install some-pkg"), "{err}");
+    }
+
+    #[test]
+    fn extra_variables_reach_the_command() {
+        let out = Cmd::new("env").env("SOURCE_DATE_EPOCH", "42").read().expect("env runs");
+        assert!(out.lines().any(|l| l == "SOURCE_DATE_EPOCH=42"), "{out}");
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod base;
 pub mod disk;
 pub mod materialize;
+pub mod middleware;
 pub mod overlay;
 pub mod publish;
 pub mod render;
@@ -89,7 +90,9 @@ pub fn build(opts: &BuildOptions) -> anyhow::Result<PathBuf> {
     let ctx = BuildContext::new(opts)?;
     let base = ctx.fetch_base()?;
     let facts = render::BaseFacts::read(&base.tree())?;
-    let overlay = ctx.render_overlay(&facts)?;
+    let bins = ctx.build_middleware()?;
+    let mut overlay = ctx.render_overlay(&facts)?;
+    middleware::install(&mut overlay, &ctx.project, &bins)?;
     let base_hash = ctx.assemble_rootfs(&base, &overlay)?;
     anyhow::ensure!(
         base_hash == base.meta.tarball_sha256,
@@ -100,7 +103,7 @@ pub fn build(opts: &BuildOptions) -> anyhow::Result<PathBuf> {
     ctx.validate_configs(&base, &overlay)?;
     ctx.audit_rootfs()?;
     let layout = ctx.write_disk_image(&base)?;
-    ctx.publish_outputs(&base, &facts, &layout)?;
+    ctx.publish_outputs(&base, &facts, &layout, &bins)?;
     Ok(ctx.out_dir.clone())
 }
 
@@ -143,6 +146,11 @@ impl BuildContext {
     pub fn fetch_base(&self) -> anyhow::Result<base::Base> {
         let _step = progress::step("fetch_base");
         base::fetch(self)
+    }
+
+    pub fn build_middleware(&self) -> anyhow::Result<middleware::Binaries> {
+        let _step = progress::step("build_middleware");
+        middleware::cross_build(&self.project)
     }
 
     pub fn render_overlay(&self, facts: &render::BaseFacts) -> anyhow::Result<overlay::Overlay> {
@@ -226,9 +234,10 @@ impl BuildContext {
         base: &base::Base,
         facts: &render::BaseFacts,
         layout: &disk::Layout,
+        bins: &middleware::Binaries,
     ) -> anyhow::Result<()> {
         let _step = progress::step("publish_outputs");
-        publish::publish(self, base, facts, layout)
+        publish::publish(self, base, facts, layout, bins)
     }
 }
 

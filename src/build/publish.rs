@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::base::{Base, InstalledPackage};
 use super::render::{BaseFacts, DiskIds};
+use super::middleware::Binaries;
 use super::{disk, BuildContext};
 
 /// Version of the manifest's layout.
@@ -51,7 +52,8 @@ pub struct BaseRecord<'a> {
 /// Hashes of every project file that shapes the image: templates, overlays, board support.
 fn project_inputs(ctx: &BuildContext) -> anyhow::Result<Vec<FileHash>> {
     let mut out = Vec::new();
-    for dir in ["templates", "overlays", &format!("board-support/{}", ctx.board.name)] {
+    let board = format!("board-support/{}", ctx.board.name);
+    for dir in ["templates", "overlays", "middleware/dist", &board] {
         for (path, sha256) in super::base::hash_tree(&ctx.project.join(dir))? {
             out.push(FileHash { path: format!("{dir}/{path}"), sha256 });
         }
@@ -64,8 +66,13 @@ fn manifest_json(
     base: &Base,
     facts: &BaseFacts,
     layout: &disk::Layout,
+    bins: &Binaries,
 ) -> anyhow::Result<Vec<u8>> {
     let p = &ctx.profile.profile;
+    let mut inputs = project_inputs(ctx)?;
+    for (path, sha256) in super::middleware::input_hashes(bins)? {
+        inputs.push(FileHash { path, sha256 });
+    }
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         baseimg_version: env!("CARGO_PKG_VERSION"),
@@ -76,7 +83,7 @@ fn manifest_json(
             path: ctx.profile.path.display().to_string(),
             sha256: crate::fsutil::sha256_bytes(ctx.profile.text.as_bytes()),
         },
-        inputs: project_inputs(ctx)?,
+        inputs,
         base: BaseRecord {
             cache_key: &base.key,
             tarball_sha256: &base.meta.tarball_sha256,
@@ -103,9 +110,10 @@ pub fn publish(
     base: &Base,
     facts: &BaseFacts,
     layout: &disk::Layout,
+    bins: &Binaries,
 ) -> anyhow::Result<()> {
     let manifest = ctx.work_dir.join("manifest.json");
-    std::fs::write(&manifest, manifest_json(ctx, base, facts, layout)?)
+    std::fs::write(&manifest, manifest_json(ctx, base, facts, layout, bins)?)
         .with_context(|| format!("writing `{}`", manifest.display()))?;
     let outputs = [ctx.image_path(), ctx.rootfs_path(), manifest];
     let mut sums = String::new();

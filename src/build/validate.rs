@@ -41,6 +41,11 @@ const CHECKS: &[Check] = &[
         argv: &["/usr/sbin/nginx", "-t", "-q"],
     },
     Check {
+        what: "base-middleware runs on the image",
+        program: Program::Image,
+        argv: &["/usr/bin/base-middleware", "--version"],
+    },
+    Check {
         what: "IPv4 firewall rules",
         program: Program::Host,
         argv: &["iptables-nft-restore", "--test", "/etc/iptables/rules.v4"],
