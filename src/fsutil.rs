@@ -12,6 +12,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a temporary file in `{}`", dir.display()))?;
     tmp.write_all(bytes).with_context(|| format!("writing `{}`", path.display()))?;
+    let readable = std::os::unix::fs::PermissionsExt::from_mode(0o644);
+    tmp.as_file()
+        .set_permissions(readable)
+        .with_context(|| format!("setting the mode of `{}`", path.display()))?;
     tmp.as_file().sync_all().with_context(|| format!("flushing `{}`", path.display()))?;
     tmp.persist(path).with_context(|| format!("renaming into `{}`", path.display()))?;
     Ok(())

@@ -44,7 +44,8 @@ pub fn cross_build(project: &Path) -> anyhow::Result<Binaries> {
         .arg("--manifest-path")
         .arg(project.join("Cargo.toml"))
         .env(&linker_env, "aarch64-linux-gnu-gcc")
-        .inherit_env(&["HOME", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "CARGO_TARGET_DIR"]);
+        .inherit_env(super::tools::RUST_ENV)
+        .inherit_env(&["CARGO_TARGET_DIR"]);
     if which_missing("aarch64-linux-gnu-gcc") {
         anyhow::bail!(
             "`aarch64-linux-gnu-gcc` was not found; install it with \
@@ -74,7 +75,8 @@ pub fn install(overlay: &mut Overlay, project: &Path, bins: &Binaries) -> anyhow
     let dist = project.join("middleware/dist");
     for (name, dest) in UNITS {
         let path = dist.join(name);
-        let bytes = std::fs::read(&path).with_context(|| format!("reading `{}`", path.display()))?;
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("reading `{}`", path.display()))?;
         overlay.file(dest, bytes, 0o644);
     }
     for (unit, target) in ENABLED {

@@ -6,8 +6,8 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::base::{Base, InstalledPackage};
-use super::render::{BaseFacts, DiskIds};
 use super::middleware::Binaries;
+use super::render::{BaseFacts, DiskIds};
 use super::{disk, BuildContext};
 
 /// Version of the manifest's layout.
@@ -80,7 +80,7 @@ fn manifest_json(
         board: &ctx.board.name,
         source_date_epoch: ctx.epoch(),
         profile: FileHash {
-            path: ctx.profile.path.display().to_string(),
+            path: relative_to(&ctx.project, &ctx.profile.path),
             sha256: crate::fsutil::sha256_bytes(ctx.profile.text.as_bytes()),
         },
         inputs,
@@ -130,6 +130,14 @@ pub fn publish(
     crate::fsutil::write_atomic(&ctx.out_dir.join(SUMS), sums.as_bytes())?;
     crate::progress::note(&format!("outputs in `{}`", ctx.out_dir.display()));
     Ok(())
+}
+
+/// The path relative to the project when it is inside it, so the manifest does not depend on
+/// where the project is checked out.
+fn relative_to(project: &Path, path: &Path) -> String {
+    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let root = std::fs::canonicalize(project).unwrap_or_else(|_| project.to_path_buf());
+    absolute.strip_prefix(&root).unwrap_or(&absolute).display().to_string()
 }
 
 fn file_name(path: &Path) -> String {

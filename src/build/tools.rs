@@ -62,6 +62,9 @@ fn which(tool: &str) -> Option<std::path::PathBuf> {
     std::env::split_paths(&path).map(|d| d.join(tool)).find(|p| p.is_file())
 }
 
+/// What rustup's proxies (`cargo`, `rustc`) need from the caller's environment.
+pub const RUST_ENV: &[&str] = &["HOME", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN"];
+
 /// Versions of the tools that shape the outputs, for the manifest.
 pub fn versions() -> Vec<(String, String)> {
     let probes: &[(&str, &[&str])] = &[
@@ -70,12 +73,15 @@ pub fn versions() -> Vec<(String, String)> {
         ("sfdisk", &["--version"]),
         ("qemu-aarch64-static", &["--version"]),
         ("tar", &["--version"]),
+        ("rustc", &["--version"]),
+        ("cargo", &["--version"]),
     ];
     probes
         .iter()
         .map(|(tool, args)| {
             let out = Cmd::new(*tool)
                 .args(*args)
+                .inherit_env(RUST_ENV)
                 .run_merged()
                 .unwrap_or_else(|e| format!("unavailable: {e}"));
             (tool.to_string(), out.lines().next().unwrap_or("").trim().to_string())
