@@ -2,9 +2,8 @@
 
 use std::fmt;
 
-use ssh_key::authorized_keys::Entry;
 use ssh_key::public::KeyData;
-use ssh_key::Algorithm;
+use ssh_key::{Algorithm, PublicKey};
 
 /// The smallest RSA modulus accepted, in bits.
 pub const MIN_RSA_BITS: u32 = 3072;
@@ -99,28 +98,50 @@ fn parse_line(line: &str) -> Result<AuthorizedKey, String> {
     if line.len() > 16 * 1024 {
         return Err("the line is longer than 16 KiB".into());
     }
-    let entry: Entry = line.parse().map_err(|e| format!("not a valid SSH public key ({e})"))?;
-    let key = entry.public_key();
-    check_type_word(line, key.algorithm())?;
+    let (options, rest) = split_options(line)?;
+    let mut words = rest.split_whitespace();
+    let type_word = words.next().ok_or("no key type and key data")?;
+    let blob = words.next().ok_or_else(|| format!("no key data after `{type_word}`"))?;
+    let comment: Vec<&str> = words.collect();
+    let key = PublicKey::from_openssh(&format!("{type_word} {blob}"))
+        .map_err(|e| format!("not a valid SSH public key ({e})"))?;
+    let name = key.algorithm().as_str().to_string();
+    if type_word != name {
+        return Err(format!("the type word `{type_word}` does not match the key data ({name})"));
+    }
     check_strength(key.key_data())?;
+    let mut canonical: Vec<&str> = options.into_iter().collect();
+    canonical.extend([type_word, blob]);
+    canonical.extend(comment);
     Ok(AuthorizedKey {
-        line: line.split_whitespace().collect::<Vec<_>>().join(" "),
-        algorithm: key.algorithm().as_str().to_string(),
+        line: canonical.join(" "),
+        algorithm: name,
         fingerprint: key.fingerprint(ssh_key::HashAlg::Sha256).to_string(),
     })
 }
 
-/// The type word before the base64 blob must name the blob's own algorithm.
-fn check_type_word(line: &str, algorithm: Algorithm) -> Result<(), String> {
-    let name = algorithm.as_str();
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let blob_index = words.iter().position(|w| w.starts_with("AAAA"));
-    let type_word = blob_index.and_then(|i| i.checked_sub(1)).map(|i| words[i]);
-    match type_word {
-        Some(word) if word.ends_with(name) || word == name => Ok(()),
-        Some(word) => Err(format!("the type word `{word}` does not match the key data ({name})")),
-        None => Ok(()),
+/// Splits a leading options field (`from="a,b",command="x y",no-pty`) from the rest of the
+/// line. Options are present when the first word is not a key type; inside double quotes,
+/// commas and spaces belong to the option and `\"` is a literal quote.
+fn split_options(line: &str) -> Result<(Option<&str>, &str), String> {
+    let first = line.split_whitespace().next().unwrap_or("");
+    if Algorithm::new(first).is_ok() {
+        return Ok((None, line));
     }
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ' ' | '\t' if !quoted => return Ok((Some(&line[..i]), &line[i..])),
+            _ => {}
+        }
+    }
+    if quoted {
+        return Err("an option's double quote is never closed".into());
+    }
+    Err("no key after the options".into())
 }
 
 fn check_strength(data: &KeyData) -> Result<(), String> {
@@ -165,6 +186,16 @@ mod tests {
         assert_eq!(keys[0].line(), format!("{ED25519} alice at laptop"));
         assert!(keys[1].line().starts_with("from=\"10.0.0.1,10.0.0.2\",no-pty ssh-ed25519 "));
         assert_eq!(keys[0].algorithm(), "ssh-ed25519");
+    }
+
+    #[test]
+    fn options_with_quoted_commas_and_spaces_parse() {
+        let line = format!(
+            "from=\"10.0.0.1,10.0.0.2\",command=\"/usr/bin/x --a b\",no-pty {ED25519} my laptop"
+        );
+        let keys = parse_authorized_keys(&line).expect("C13 line parses");
+        assert_eq!(keys[0].line(), line);
+        assert!(parse_authorized_keys(&format!("command=\"x {ED25519}")).is_err());
     }
 
     #[test]
