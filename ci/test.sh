@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ci/install-host-packages.sh
+cargo fmt --all -- --check
 cargo build --release --locked --bin baseimg
 
 build_pid=
@@ -17,18 +18,21 @@ if [ "${1:-}" != "--fast" ]; then
     ./target/release/baseimg build --profile rockpro64 --out "$out" \
         --ssh-key tests/fixtures/keys/id_ed25519.pub >"$log" 2>&1 &
     build_pid=$!
+    # A failing fast tier stops the image build too (SIGTERM lets it clean up).
+    trap '[ -n "$build_pid" ] && kill "$build_pid" 2>/dev/null; true' EXIT
 fi
 
-cargo fmt --all -- --check
 cargo clippy --release --locked --workspace --all-targets -- -D warnings
 cargo test --release --locked --workspace
 
 if [ -n "$build_pid" ]; then
-    if ! wait "$build_pid"; then
-        tail -n 60 "$log"
-        echo "real tier: the image build failed (full log: $log)" >&2
+    status=0
+    wait "$build_pid" || status=$?
+    build_pid=
+    tail -n 25 "$log"
+    if [ "$status" != 0 ]; then
+        echo "real tier: the image build failed (exit $status; full log: $log)" >&2
         exit 1
     fi
-    tail -n 20 "$log"
     BASEIMG_IMAGE_DIR="$out" cargo test --release --locked --test real_image -- --ignored
 fi
