@@ -15,11 +15,11 @@ if [ "${1:-}" != "--fast" ]; then
     log="$PWD/target/ci-out/build.log"
     mkdir -p "$(dirname "$log")"
     echo "real tier: building rockpro64 in the background, log in $log"
-    ./target/release/baseimg build --profile rockpro64 --out "$out" \
+    # Its own process group, so a failing fast tier can stop it with mmdebstrap and all.
+    setsid ./target/release/baseimg build --profile rockpro64 --out "$out" \
         --ssh-key tests/fixtures/keys/id_ed25519.pub >"$log" 2>&1 &
     build_pid=$!
-    # A failing fast tier stops the image build too (SIGTERM lets it clean up).
-    trap '[ -n "$build_pid" ] && kill "$build_pid" 2>/dev/null; true' EXIT
+    trap '[ -n "$build_pid" ] && kill -- "-$build_pid" 2>/dev/null; true' EXIT
 fi
 
 cargo clippy --release --locked --workspace --all-targets -- -D warnings
