@@ -219,7 +219,7 @@ fn run_mmdebstrap(
     if let Some(mirror) = &inputs.mirror {
         cmd = cmd.arg(mirror);
     }
-    progress::note("this step installs Debian under emulation and can take 15 to 25 minutes");
+    progress::note("this step installs Debian under emulation and can take 20 to 35 minutes");
     cmd.run_logged(&tmp.join("mmdebstrap.log"))
 }
 
