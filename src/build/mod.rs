@@ -111,6 +111,7 @@ impl BuildContext {
     pub fn new(opts: &BuildOptions) -> anyhow::Result<Self> {
         let _step = progress::step("load_profile");
         let (profile, board) = load_inputs(&opts.project, &opts.profile, &opts.ssh_keys)?;
+        tools::check_host()?;
         let name = profile.profile.image.name.to_string();
         let out_dir = opts.out.clone().unwrap_or_else(|| opts.project.join("out").join(&name));
         std::fs::create_dir_all(&out_dir)
@@ -120,7 +121,6 @@ impl BuildContext {
         std::fs::create_dir_all(&work_dir)
             .with_context(|| format!("creating `{}`", work_dir.display()))?;
         let ids = disk_ids(&name, profile.profile.image.source_date_epoch);
-        tools::check_host()?;
         progress::note(&format!("profile `{}`, board `{}`", profile.path.display(), board.name));
         let cache_dir = opts.cache_dir.clone().unwrap_or_else(default_cache_dir);
         Ok(Self {
