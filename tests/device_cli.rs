@@ -177,8 +177,8 @@ fn password_from_stdin_reaches_chpasswd_only_as_a_hash() {
     assert!(!format!("{commands:?}").contains("reboot"));
 }
 
-/// nginx serving TLS on a loopback port with the shipped `/api/ws` location in front of the
-/// daemon; killed on drop.
+/// nginx serving TLS on a loopback port with the image's own `/api/ws` location (rendered from
+/// templates/) in front of the daemon; killed on drop.
 struct Nginx {
     child: std::process::Child,
     port: u16,
@@ -196,8 +196,37 @@ fn free_port() -> u16 {
     listener.local_addr().expect("addr").port()
 }
 
-fn nginx_binary() -> Option<PathBuf> {
-    ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().map(PathBuf::from).find(|p| p.exists())
+fn nginx_binary() -> PathBuf {
+    ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("nginx is needed for this test (ci/install-host-packages.sh installs it)")
+}
+
+/// From the nginx.conf that `baseimg render` produces: the `map` the websocket location needs
+/// (for the `http` block) and the `location = /api/ws { ... }` block (for the server).
+fn rendered_api_location(dir: &Path) -> (String, String) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = dir.join("overlay");
+    let opts = baseimg::render_cmd::RenderOptions {
+        project: root.clone(),
+        profile: "qemu-arm64".into(),
+        out: out.clone(),
+        ssh_keys: vec![],
+        base_tree: Some(root.join("tests/fixtures/base-tree")),
+        cache_dir: None,
+    };
+    baseimg::render_cmd::render(&opts).expect("the qemu-arm64 profile renders");
+    let conf = fs::read_to_string(out.join("rootfs/etc/nginx/nginx.conf")).expect("nginx.conf");
+    let block = |head: &str, indent: &str| {
+        let start = conf.find(head).expect("the block is in nginx.conf");
+        let close = format!("\n{indent}}}");
+        let end = start + conf[start..].find(&close).expect("end of the block") + close.len();
+        conf[start..end].to_string()
+    };
+    let map = block("map $http_upgrade $connection_upgrade {", "    ");
+    (map, block("location = /api/ws {", "        "))
 }
 
 fn start_nginx(nginx: &Path, dir: &Path, daemon_url: &str) -> Nginx {
@@ -213,17 +242,13 @@ fn start_nginx(nginx: &Path, dir: &Path, daemon_url: &str) -> Nginx {
         .expect("openssl runs");
     assert!(status.success(), "openssl could not make a certificate");
     let daemon = daemon_url.trim_start_matches("ws://").trim_end_matches("/api/ws");
-    let snippet = fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/middleware/dist/nginx-api-ws.conf"
-    ))
-    .expect("snippet");
+    let (map, snippet) = rendered_api_location(dir);
     fs::write(dir.join("api-ws.conf"), snippet.replace("127.0.0.1:8845", daemon)).expect("w");
     let port = free_port();
     let d = dir.display();
     let config = format!(
         "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-         events {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/tmp;\n\
+         events {{}}\nhttp {{\n  access_log off;\n  {map}\n  client_body_temp_path {d}/tmp;\n\
          proxy_temp_path {d}/tmp;\n  fastcgi_temp_path {d}/tmp;\n  uwsgi_temp_path {d}/tmp;\n\
          scgi_temp_path {d}/tmp;\n  server {{\n    listen 127.0.0.1:{port} ssl;\n\
          ssl_certificate {cert};\n    ssl_certificate_key {key};\n    include {d}/api-ws.conf;\n\
@@ -255,11 +280,8 @@ fn wait_for_port(port: u16) {
 }
 
 #[test]
-fn pairing_and_client_list_work_through_nginx_tls_with_the_shipped_location() {
-    let Some(nginx) = nginx_binary() else {
-        eprintln!("nginx is not installed: the TLS-through-nginx pairing was not exercised");
-        return;
-    };
+fn pairing_and_client_list_work_through_nginx_tls_with_the_image_location() {
+    let nginx = nginx_binary();
     let mut daemon = Daemon::start();
     let nginx_dir = daemon.config("nginx");
     fs::create_dir_all(nginx_dir.join("tmp")).expect("nginx dir");
