@@ -154,13 +154,20 @@ impl Accounts {
     }
 }
 
-/// Locks `root`, adds the admin and one system user per service; returns the service users.
+/// Locks `root`, adds the admin and one system user per service, and clamps every "last
+/// password change" day to `days` (the build's epoch), so the day of the build does not
+/// show; returns the service users.
 pub fn apply(
     acc: &mut Accounts,
     services: &[(&str, &str)],
     days: u64,
 ) -> anyhow::Result<Vec<ServiceUser>> {
     acc.lock("root")?;
+    for row in &mut acc.shadow {
+        if row[2].parse::<u64>().is_ok_and(|d| d > days) {
+            row[2] = days.to_string();
+        }
+    }
     acc.add_user(ADMIN_USER, ADMIN_ID, "Administrator", "/home/base", "/bin/bash", days)?;
     for group in ADMIN_GROUPS {
         acc.add_member(group, ADMIN_USER)?;
@@ -205,6 +212,14 @@ mod tests {
             "base-middleware:x:102:102:baseimg middleware:/nonexistent:/usr/sbin/nologin"
         ));
         assert!(acc.render()[1].1.contains("sudo:x:27:base\n"));
+    }
+
+    #[test]
+    fn password_change_days_after_the_epoch_are_clamped() {
+        let mut acc = sample();
+        apply(&mut acc, &[], 18000).expect("apply");
+        let shadow = &acc.render()[2].1;
+        assert!(shadow.contains("root:!*:18000:") && shadow.contains("sshd:*:18000:"), "{shadow}");
     }
 
     #[test]
