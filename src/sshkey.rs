@@ -60,6 +60,14 @@ impl<'de> serde::Deserialize<'de> for AuthorizedKey {
 /// `#` comments skipped, a leading byte-order mark and CRLF line ends tolerated.
 pub fn parse_authorized_keys(text: &str) -> Result<Vec<AuthorizedKey>, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.contains("PRIVATE KEY-----") {
+        return Err("this is a private key; give the public key (the `.pub` file)".into());
+    }
+    if text.trim_start().starts_with("-----BEGIN") || text.trim_start().starts_with("---- BEGIN") {
+        return Err("PEM or RFC 4716 format; convert it with `ssh-keygen -i -f FILE` to \
+                    OpenSSH's one-line format"
+            .into());
+    }
     if text.contains('\0') {
         return Err("the key text contains NUL bytes (is it UTF-16? save it as UTF-8)".into());
     }
@@ -103,6 +111,9 @@ fn parse_line(line: &str) -> Result<AuthorizedKey, String> {
     let type_word = words.next().ok_or("no key type and key data")?;
     let blob = words.next().ok_or_else(|| format!("no key data after `{type_word}`"))?;
     let comment: Vec<&str> = words.collect();
+    if let Some(inner) = blob_type(blob).filter(|inner| inner != type_word) {
+        return Err(format!("the type word `{type_word}` does not match the key data ({inner})"));
+    }
     let key = PublicKey::from_openssh(&format!("{type_word} {blob}"))
         .map_err(|e| format!("not a valid SSH public key ({e})"))?;
     let name = key.algorithm().as_str().to_string();
@@ -120,12 +131,23 @@ fn parse_line(line: &str) -> Result<AuthorizedKey, String> {
     })
 }
 
+/// The algorithm name a key blob starts with, when the blob decodes that far.
+fn blob_type(blob: &str) -> Option<String> {
+    use base64ct::Encoding;
+    let bytes = base64ct::Base64::decode_vec(blob).ok()?;
+    let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let name = bytes.get(4..4 + len.min(64))?;
+    String::from_utf8(name.to_vec()).ok()
+}
+
 /// Splits a leading options field (`from="a,b",command="x y",no-pty`) from the rest of the
 /// line. Options are present when the first word is not a key type; inside double quotes,
 /// commas and spaces belong to the option and `\"` is a literal quote.
 fn split_options(line: &str) -> Result<(Option<&str>, &str), String> {
-    let first = line.split_whitespace().next().unwrap_or("");
-    if Algorithm::new(first).is_ok() {
+    let mut words = line.split_whitespace();
+    let first = words.next().unwrap_or("");
+    let second_is_blob = words.next().is_some_and(|w| w.starts_with("AAAA"));
+    if Algorithm::new(first).is_ok() || second_is_blob {
         return Ok((None, line));
     }
     let (mut quoted, mut escaped) = (false, false);
