@@ -16,6 +16,7 @@ pub struct Cmd {
     env: Vec<(String, OsString)>,
     debian_package: Option<&'static str>,
     stdin: Option<Vec<u8>>,
+    quiet: bool,
 }
 
 impl Cmd {
@@ -26,6 +27,7 @@ impl Cmd {
             env: Vec::new(),
             debian_package: None,
             stdin: None,
+            quiet: false,
         }
     }
 
@@ -51,6 +53,13 @@ impl Cmd {
     /// Names the Debian package that provides the program, for the "not found" message.
     pub fn from_package(mut self, package: &'static str) -> Self {
         self.debian_package = Some(package);
+        self
+    }
+
+    /// Does not show the command line before it runs (for many small reads); a failure still
+    /// names it.
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
         self
     }
 
@@ -98,7 +107,9 @@ impl Cmd {
 
     /// Runs the command, its stdout and stderr captured; fails with both on a non-zero exit.
     pub fn run(&self) -> anyhow::Result<Vec<u8>> {
-        crate::progress::command(&self.display());
+        if !self.quiet {
+            crate::progress::command(&self.display());
+        }
         let output =
             self.expression(true).stdout_capture().run().map_err(|e| self.spawn_error(e))?;
         if !output.status.success() {

@@ -132,6 +132,7 @@ impl ImageTree {
         let file = self.scratch.path().join("script");
         std::fs::write(&file, script).context("writing the debugfs script")?;
         let out = Cmd::new("debugfs")
+            .quiet()
             .from_package("e2fsprogs")
             .arg("-f")
             .arg(&file)
