@@ -94,22 +94,22 @@ fn read_profile(name: &str) -> anyhow::Result<(Expect, Vec<String>)> {
 /// The control ids a profile waives on purpose: `[audit] waive = ["control-id", ...]`.
 /// Unknown ids are an error, so a typo cannot silently waive nothing.
 pub fn waivers_from_profile(text: &str) -> anyhow::Result<Vec<String>> {
-    let table: toml::Table = text.parse().context("parsing the profile as TOML")?;
-    let Some(audit) = table.get("audit") else { return Ok(Vec::new()) };
-    let audit = audit.as_table().context("`audit` must be a table")?;
-    if let Some(key) = audit.keys().find(|k| *k != "waive") {
-        anyhow::bail!("unknown key `audit.{key}` (the audit section has only `waive`)");
+    #[derive(serde::Deserialize)]
+    struct AuditOnly {
+        #[serde(default)]
+        audit: crate::profile::AuditSection,
     }
-    let Some(list) = audit.get("waive") else { return Ok(Vec::new()) };
-    let list = list.as_array().context("`audit.waive` must be a list of control ids")?;
+    let only: AuditOnly = toml::from_str(text).context("parsing the profile's `[audit]`")?;
+    if let Some(id) = unknown_waiver(&only.audit.waive) {
+        anyhow::bail!("`audit.waive` names unknown control `{id}`");
+    }
+    Ok(only.audit.waive)
+}
+
+/// The first waived id that names no control, if any.
+pub fn unknown_waiver(ids: &[String]) -> Option<&String> {
     let known: Vec<&str> = controls::all().iter().map(|c| c.id).collect();
-    let mut ids = Vec::new();
-    for item in list {
-        let id = item.as_str().context("`audit.waive` must hold strings")?;
-        anyhow::ensure!(known.contains(&id), "`audit.waive` names unknown control `{id}`");
-        ids.push(id.to_string());
-    }
-    Ok(ids)
+    ids.iter().find(|id| !known.contains(&id.as_str()))
 }
 
 /// Opens a folder, a tarball or a disk image as a tree.

@@ -300,8 +300,7 @@ fn check_packages(profile: &Profile) -> Result<(), ProfileError> {
 }
 
 fn check_waivers(audit: &AuditSection) -> Result<(), ProfileError> {
-    let known: Vec<&str> = crate::audit::controls::all().iter().map(|c| c.id).collect();
-    match audit.waive.iter().find(|id| !known.contains(&id.as_str())) {
+    match crate::audit::unknown_waiver(&audit.waive) {
         Some(id) => Err(ProfileError {
             message: format!("audit.waive names unknown control `{id}`"),
             span: None,
