@@ -19,9 +19,14 @@ pub const SECTOR: u64 = 512;
 pub struct Board {
     pub format: u32,
     pub description: String,
-    /// Packages installed into the base for this board (boot firmware, for instance).
+    /// Packages installed into the root filesystem for this board. Every board with the same
+    /// list shares one cached base, so boot firmware belongs in `firmware_package` instead.
     #[serde(default)]
     pub packages: Vec<PackageName>,
+    /// The Debian package (for arm64) that carries the boot blobs. It is unpacked beside the
+    /// base, not installed into the image; its version and `.deb` hash go into the manifest.
+    #[serde(default)]
+    pub firmware_package: Option<PackageName>,
     /// Device tree, relative to `/usr/lib/linux-image-<version>/`; none for firmware-provided.
     #[serde(default)]
     pub device_tree: Option<String>,
@@ -29,7 +34,7 @@ pub struct Board {
     pub console: Vec<KernelArg>,
     /// First sector of the first partition; blobs must end before it.
     pub first_partition_sector: u64,
-    /// Firmware blobs written raw to the disk, taken from the root filesystem.
+    /// Firmware blobs written raw to the disk, taken from the firmware package.
     #[serde(default)]
     pub blobs: Vec<Blob>,
 }
@@ -38,7 +43,7 @@ pub struct Board {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Blob {
-    /// Path of the blob inside the root filesystem (installed by a board package).
+    /// Path of the blob inside the firmware package, such as `usr/lib/u-boot/x/u-boot.itb`.
     pub path: String,
     pub sector: u64,
 }
@@ -80,6 +85,10 @@ pub fn load(project: &Path, name: &str) -> anyhow::Result<LoadedBoard> {
 }
 
 fn check_blob_paths(board: &Board) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        board.blobs.is_empty() || board.firmware_package.is_some(),
+        "blobs need a `firmware_package` to take them from"
+    );
     for blob in &board.blobs {
         let ok = !blob.path.starts_with('/')
             && blob.path.split('/').all(|c| !c.is_empty() && c != "." && c != "..");

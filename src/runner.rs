@@ -17,6 +17,7 @@ pub struct Cmd {
     debian_package: Option<&'static str>,
     stdin: Option<Vec<u8>>,
     quiet: bool,
+    dir: Option<std::path::PathBuf>,
 }
 
 impl Cmd {
@@ -28,6 +29,7 @@ impl Cmd {
             debian_package: None,
             stdin: None,
             quiet: false,
+            dir: None,
         }
     }
 
@@ -73,6 +75,12 @@ impl Cmd {
         self
     }
 
+    /// Runs the command in `dir` instead of this process's working folder.
+    pub fn dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
     /// Feeds `bytes` to the command's stdin (which is otherwise closed).
     pub fn stdin_bytes(mut self, bytes: Vec<u8>) -> Self {
         self.stdin = Some(bytes);
@@ -99,6 +107,9 @@ impl Cmd {
             Some(bytes) => expr.stdin_bytes(bytes.clone()),
             None => expr.stdin_null(),
         };
+        if let Some(dir) = &self.dir {
+            expr = expr.dir(dir);
+        }
         if stderr_capture {
             expr = expr.stderr_capture();
         }

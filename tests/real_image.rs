@@ -68,16 +68,14 @@ fn partition_table_has_root_then_data_after_16_mib() {
 fn bootloader_blobs_equal_the_debian_package_files() {
     let m = manifest();
     assert_eq!(m["board"], "rockpro64", "this check knows the RockPro64 blobs only");
-    let pkg = m["packages"]
-        .as_array()
-        .expect("packages")
-        .iter()
-        .find(|p| p["name"] == "u-boot-rockchip")
-        .expect("u-boot-rockchip installed");
-    let spec = format!("u-boot-rockchip:arm64={}", pkg["version"].as_str().expect("version"));
+    let firmware = &m["firmware"];
+    assert_eq!(firmware["package"], "u-boot-rockchip");
+    let spec = format!("u-boot-rockchip:arm64={}", firmware["version"].as_str().expect("version"));
     let tmp = tempfile::tempdir().expect("tempdir");
     run(Command::new("apt-get").args(["download", &spec]).current_dir(tmp.path()));
     let deb = std::fs::read_dir(tmp.path()).expect("list").flatten().next().expect("deb").path();
+    let deb_sha256 = run(Command::new("sha256sum").arg(&deb));
+    assert!(deb_sha256.starts_with(firmware["deb_sha256"].as_str().expect("sha256")), "{deb_sha256}");
     let tree = tmp.path().join("x");
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree));
     let disk = std::fs::read(image()).expect("image");

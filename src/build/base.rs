@@ -13,7 +13,7 @@ use crate::progress;
 use crate::runner::{shell_quote, Cmd};
 
 /// Bumped whenever the way a base is made changes, so old cache entries are not reused.
-const RECIPE_VERSION: u32 = 1;
+const RECIPE_VERSION: u32 = 2;
 
 /// A finished, checked cache entry.
 #[derive(Debug, Clone)]
@@ -180,6 +180,19 @@ fn build_entry(
     Ok(Base { dir, key: key.to_string(), meta })
 }
 
+/// Shell steps, run in the new root last, that drop or empty what differs from one build of
+/// the same packages to the next: logs, backup copies, byte-code caches, the linker's
+/// auxiliary cache, per-device identity. mmdebstrap itself removes apt's lists and caches.
+const PER_BUILD_FILES: &[&str] = &[
+    "find var/log -type f -exec truncate --size=0 {} +",
+    "rm -f etc/passwd- etc/group- etc/shadow- etc/gshadow- etc/subuid- etc/subgid-",
+    "rm -f var/lib/dpkg/*-old var/cache/debconf/*-old var/cache/ldconfig/aux-cache",
+    "rm -rf var/cache/man var/lib/systemd/random-seed var/lib/dbus/machine-id",
+    "find . -xdev -type d -name __pycache__ -prune -exec rm -rf {} +",
+    "rm -f etc/ssh/ssh_host_*",
+    ": > etc/machine-id",
+];
+
 fn run_mmdebstrap(
     ctx: &BuildContext,
     inputs: &BaseInputs,
@@ -205,6 +218,7 @@ fn run_mmdebstrap(
             "chroot \"$1\" dpkg-query -W -f='${{Package}}=${{Version}}\\n' | chroot \"$1\" xargs apt-cache show > {}",
             q(&tmp.join("apt-show.txt"))
         ),
+        format!("cd \"$1\" && {}", PER_BUILD_FILES.join(" && ")),
     ];
     let mut cmd = Cmd::new("mmdebstrap")
         .from_package("mmdebstrap")

@@ -36,14 +36,32 @@ pub struct Binaries {
     pub dir: PathBuf,
 }
 
+/// Flags that replace the checkout's and cargo's own folders in the binaries' embedded paths
+/// (panic locations, debug info), so the binaries do not depend on where things live.
+/// Returned as a TOML array, for `cargo --config`.
+fn remap_flags(project: &Path) -> String {
+    let project = std::fs::canonicalize(project).unwrap_or_else(|_| project.to_path_buf());
+    let cargo_home = std::env::var_os("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|| {
+        dirs::home_dir().unwrap_or_else(|| PathBuf::from("/root")).join(".cargo")
+    });
+    let flags = [
+        format!("--remap-path-prefix={}=/build/baseimg", project.display()),
+        format!("--remap-path-prefix={}=/build/cargo", cargo_home.display()),
+    ];
+    // A JSON array of strings is also a TOML array of basic strings.
+    serde_json::to_string(&flags).expect("strings serialize")
+}
+
 /// Builds the middleware for arm64 with cargo (`--locked`, release profile).
 pub fn cross_build(project: &Path) -> anyhow::Result<Binaries> {
-    let linker_env = format!("CARGO_TARGET_{}_LINKER", TARGET.to_uppercase().replace('-', "_"));
+    let target_env = format!("CARGO_TARGET_{}", TARGET.to_uppercase().replace('-', "_"));
     let cmd = Cmd::new("cargo")
         .args(["build", "--release", "--locked", "-p", "base-middleware", "--target", TARGET])
         .arg("--manifest-path")
         .arg(project.join("Cargo.toml"))
-        .env(&linker_env, "aarch64-linux-gnu-gcc")
+        .env(&format!("{target_env}_LINKER"), "aarch64-linux-gnu-gcc")
+        .arg("--config")
+        .arg(format!("target.{TARGET}.rustflags = {}", remap_flags(project)))
         .inherit_env(super::tools::RUST_ENV)
         .inherit_env(&["CARGO_TARGET_DIR"]);
     if which_missing("aarch64-linux-gnu-gcc") {

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod base;
 pub mod disk;
+pub mod firmware;
 pub mod materialize;
 pub mod middleware;
 pub mod overlay;
@@ -89,6 +90,7 @@ pub fn disk_ids(name: &str, epoch: u64) -> render::DiskIds {
 pub fn build(opts: &BuildOptions) -> anyhow::Result<PathBuf> {
     let ctx = BuildContext::new(opts)?;
     let base = ctx.fetch_base()?;
+    let firmware = ctx.fetch_firmware()?;
     let facts = render::BaseFacts::read(&base.tree())?;
     let bins = ctx.build_middleware()?;
     let mut overlay = ctx.render_overlay(&facts)?;
@@ -102,8 +104,8 @@ pub fn build(opts: &BuildOptions) -> anyhow::Result<PathBuf> {
     );
     ctx.validate_configs(&base, &overlay)?;
     ctx.audit_rootfs()?;
-    let layout = ctx.write_disk_image(&base)?;
-    ctx.publish_outputs(&base, &facts, &layout, &bins)?;
+    let layout = ctx.write_disk_image(firmware.as_ref())?;
+    ctx.publish_outputs(&base, firmware.as_ref(), &facts, &layout, &bins)?;
     Ok(ctx.out_dir.clone())
 }
 
@@ -146,6 +148,12 @@ impl BuildContext {
     pub fn fetch_base(&self) -> anyhow::Result<base::Base> {
         let _step = progress::step("fetch_base");
         base::fetch(self)
+    }
+
+    /// The board's boot firmware package, unpacked (none for a board without blobs).
+    pub fn fetch_firmware(&self) -> anyhow::Result<Option<firmware::Firmware>> {
+        let _step = progress::step("fetch_firmware");
+        firmware::fetch(self)
     }
 
     pub fn build_middleware(&self) -> anyhow::Result<middleware::Binaries> {
@@ -204,15 +212,20 @@ impl BuildContext {
         Ok(())
     }
 
-    pub fn write_disk_image(&self, base: &base::Base) -> anyhow::Result<disk::Layout> {
+    pub fn write_disk_image(
+        &self,
+        firmware: Option<&firmware::Firmware>,
+    ) -> anyhow::Result<disk::Layout> {
         let _step = progress::step("write_disk_image");
         let p = &self.profile.profile;
         let layout = disk::layout(&self.board.board, p.disk.size_mib, p.disk.data_size_mib)?;
         let mut blobs = Vec::new();
         for blob in &self.board.board.blobs {
-            let path = base.tree().join(&blob.path);
-            let bytes = std::fs::read(&path)
-                .with_context(|| format!("reading boot blob `{}` from the base", blob.path))?;
+            let firmware = firmware.context("the board has blobs but no firmware package")?;
+            let path = firmware.tree().join(&blob.path);
+            let bytes = std::fs::read(&path).with_context(|| {
+                format!("reading boot blob `{}` from {}", blob.path, firmware.meta.package)
+            })?;
             blobs.push((blob.path.clone(), blob.sector, bytes));
         }
         let sizes: Vec<(String, u64, u64)> =
@@ -232,12 +245,14 @@ impl BuildContext {
     pub fn publish_outputs(
         &self,
         base: &base::Base,
+        firmware: Option<&firmware::Firmware>,
         facts: &render::BaseFacts,
         layout: &disk::Layout,
         bins: &middleware::Binaries,
     ) -> anyhow::Result<()> {
         let _step = progress::step("publish_outputs");
-        publish::publish(self, base, facts, layout, bins)
+        let sources = publish::Sources { base, firmware: firmware.map(|f| &f.meta), facts, bins };
+        publish::publish(self, &sources, layout)
     }
 }
 

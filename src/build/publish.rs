@@ -6,6 +6,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::base::{Base, InstalledPackage};
+use super::firmware::FirmwareMeta;
 use super::middleware::Binaries;
 use super::render::{BaseFacts, DiskIds};
 use super::{disk, BuildContext};
@@ -26,10 +27,13 @@ pub struct Manifest<'a> {
     pub profile: FileHash,
     pub inputs: Vec<FileHash>,
     pub base: BaseRecord<'a>,
+    pub firmware: Option<&'a FirmwareMeta>,
     pub kernel_version: &'a str,
     pub disk: &'a DiskIds,
     pub layout: &'a disk::Layout,
     pub ssh_key_fingerprints: Vec<&'a str>,
+    /// The public keys baked into `base`'s authorized_keys, so a rebuild can use the same.
+    pub ssh_authorized_keys: Vec<String>,
     pub tools: Vec<(String, String)>,
     pub packages: &'a [InstalledPackage],
 }
@@ -61,13 +65,20 @@ fn project_inputs(ctx: &BuildContext) -> anyhow::Result<Vec<FileHash>> {
     Ok(out)
 }
 
+/// What the image was made from, besides the profile and the project's files.
+pub struct Sources<'a> {
+    pub base: &'a Base,
+    pub firmware: Option<&'a FirmwareMeta>,
+    pub facts: &'a BaseFacts,
+    pub bins: &'a Binaries,
+}
+
 fn manifest_json(
     ctx: &BuildContext,
-    base: &Base,
-    facts: &BaseFacts,
+    sources: &Sources,
     layout: &disk::Layout,
-    bins: &Binaries,
 ) -> anyhow::Result<Vec<u8>> {
+    let Sources { base, firmware, facts, bins } = sources;
     let p = &ctx.profile.profile;
     let mut inputs = project_inputs(ctx)?;
     for (path, sha256) in super::middleware::input_hashes(bins)? {
@@ -91,10 +102,12 @@ fn manifest_json(
             mirror: p.base.mirror.as_ref().map(|m| m.as_str()),
             mmdebstrap: &base.meta.mmdebstrap_version,
         },
+        firmware: *firmware,
         kernel_version: &facts.kernel_version,
         disk: &ctx.ids,
         layout,
         ssh_key_fingerprints: p.ssh.authorized_keys.iter().map(|k| k.fingerprint()).collect(),
+        ssh_authorized_keys: p.ssh.authorized_keys.iter().map(|k| k.line().to_string()).collect(),
         tools: super::tools::versions(),
         packages: &base.meta.packages,
     };
@@ -105,15 +118,9 @@ fn manifest_json(
 
 /// Moves the outputs from the work folder into the output folder. The old `SHA256SUMS` goes
 /// first and the new one comes last, so a complete-looking set is always a complete set.
-pub fn publish(
-    ctx: &BuildContext,
-    base: &Base,
-    facts: &BaseFacts,
-    layout: &disk::Layout,
-    bins: &Binaries,
-) -> anyhow::Result<()> {
+pub fn publish(ctx: &BuildContext, sources: &Sources, layout: &disk::Layout) -> anyhow::Result<()> {
     let manifest = ctx.work_dir.join("manifest.json");
-    std::fs::write(&manifest, manifest_json(ctx, base, facts, layout, bins)?)
+    std::fs::write(&manifest, manifest_json(ctx, sources, layout)?)
         .with_context(|| format!("writing `{}`", manifest.display()))?;
     let outputs = [ctx.image_path(), ctx.rootfs_path(), manifest];
     let mut sums = String::new();
