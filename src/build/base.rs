@@ -165,6 +165,7 @@ fn build_entry(
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating `{}`", tmp.display()))?;
     let tarball = tmp.join("base.tar");
     run_mmdebstrap(ctx, inputs, &tmp, &tarball)?;
+    crate::fsutil::remove_dir_all_if_exists(&tmp.join("initramfs-files"))?;
     unpack(&tarball, &tmp.join("root"))?;
     let meta = BaseMeta {
         key: key.to_string(),
@@ -199,7 +200,8 @@ fn run_mmdebstrap(
     tmp: &Path,
     out: &Path,
 ) -> anyhow::Result<()> {
-    let initramfs_files = ctx.project.join("overlays/initramfs");
+    let initramfs_files = tmp.join("initramfs-files");
+    stage_with_fixed_modes(&ctx.project.join("overlays/initramfs"), &initramfs_files)?;
     let q = |p: &Path| shell_quote(&p.to_string_lossy());
     let divert = "dpkg-divert --quiet --local --rename";
     let hooks_essential = format!(
@@ -235,6 +237,33 @@ fn run_mmdebstrap(
     }
     progress::note("this step installs Debian under emulation and can take 20 to 35 minutes");
     cmd.run_logged(&tmp.join("mmdebstrap.log"))
+}
+
+/// Copies `src` to `dest` with modes that do not depend on the checkout's umask: folders
+/// 0755, files 0755 when executable in the checkout and 0644 otherwise. `cp --preserve=mode`
+/// then applies exactly these modes, to the new root's existing folders too.
+fn stage_with_fixed_modes(src: &Path, dest: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir_mode = |dir: &Path| -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("setting the mode of `{}`", dir.display()))
+    };
+    dir_mode(dest)?;
+    for file in crate::fsutil::walk_files(src)? {
+        let rel = file.strip_prefix(src).expect("walk stays under src");
+        let to = dest.join(rel);
+        for ancestor in rel.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()) {
+            dir_mode(&dest.join(ancestor))?;
+        }
+        std::fs::copy(&file, &to)
+            .with_context(|| format!("copying `{}` to `{}`", file.display(), to.display()))?;
+        let executable = std::fs::metadata(&file)?.permissions().mode() & 0o111 != 0;
+        let mode = if executable { 0o755 } else { 0o644 };
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("setting the mode of `{}`", to.display()))?;
+    }
+    Ok(())
 }
 
 fn unpack(tarball: &Path, dir: &Path) -> anyhow::Result<()> {
@@ -322,6 +351,31 @@ mod tests {
             change(&mut i);
             assert_ne!(i.key(), key);
         }
+    }
+
+    #[test]
+    fn staged_files_get_fixed_modes_whatever_the_checkout_had() {
+        use std::os::unix::fs::PermissionsExt;
+        let src = tempfile::tempdir().expect("tempdir");
+        let dest = tempfile::tempdir().expect("tempdir");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        std::fs::create_dir_all(src.path().join("etc/hooks")).unwrap();
+        std::fs::write(src.path().join("etc/conf"), "x").unwrap();
+        std::fs::write(src.path().join("etc/hooks/run"), "#!/bin/sh\n").unwrap();
+        let set = |p: &str, m: u32| {
+            std::fs::set_permissions(src.path().join(p), std::fs::Permissions::from_mode(m))
+        };
+        set("etc/conf", 0o640).unwrap();
+        set("etc/hooks/run", 0o750).unwrap();
+        set("etc/hooks", 0o750).unwrap();
+        set("etc", 0o700).unwrap();
+        let out = dest.path().join("stage");
+        stage_with_fixed_modes(src.path(), &out).expect("staged");
+        assert_eq!(mode(&out), 0o755);
+        assert_eq!(mode(&out.join("etc")), 0o755);
+        assert_eq!(mode(&out.join("etc/hooks")), 0o755);
+        assert_eq!(mode(&out.join("etc/conf")), 0o644);
+        assert_eq!(mode(&out.join("etc/hooks/run")), 0o755);
     }
 
     #[test]
