@@ -11,6 +11,7 @@
 //! - [`audit`]: hardening controls checked on an image, a rootfs tarball or a folder.
 //! - [`device`]: the owner's client for a running appliance.
 //! - [`render_cmd`]: `baseimg render`, the overlay alone for review.
+//! - [`rebuild`]: `baseimg verify --rebuild`, an output folder built again and compared.
 
 pub mod audit;
 pub mod board;
@@ -19,6 +20,7 @@ pub mod device;
 pub mod fsutil;
 pub mod profile;
 pub mod progress;
+pub mod rebuild;
 pub mod render_cmd;
 pub mod runner;
 pub mod sshkey;

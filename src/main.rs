@@ -35,6 +35,11 @@ enum Command {
     Render(RenderArgs),
     /// Check every hardening control on an image, a rootfs tarball or a folder.
     Audit(baseimg::audit::AuditArgs),
+    /// Check an output folder: every file against SHA256SUMS; with --rebuild, build the image
+    /// again from its manifest and compare every output byte for byte.
+    ///
+    /// Exit codes: 0 all outputs match, 1 something differs (named), 2 unusable input.
+    Verify(VerifyArgs),
     /// Talk to a running appliance: discover, pair, manage.
     Device(baseimg::device::DeviceArgs),
     /// Internal: run the config checks inside a private mount and network namespace.
@@ -61,6 +66,28 @@ struct BuildArgs {
     /// the mirror's newer packages when the profile names no snapshot).
     #[arg(long)]
     rebuild_base: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    /// Output folder of a build (holding SHA256SUMS and manifest.json).
+    #[arg(value_name = "OUTPUT_DIR")]
+    dir: PathBuf,
+    /// Build again from the manifest (same profile, project files and keys) in a scratch
+    /// folder and compare every output; for the root filesystem, name the files that differ.
+    /// Run it from a checkout of the revision that made the image. Needs root.
+    #[arg(long)]
+    rebuild: bool,
+    /// With --rebuild: install the Debian base anew in an empty cache instead of using the
+    /// cached one (slow: the whole base is made again).
+    #[arg(long, requires = "rebuild")]
+    cold: bool,
+    /// With --rebuild: keep the rebuild in this folder [default: a temporary folder]
+    #[arg(long, value_name = "DIR", requires = "rebuild")]
+    scratch: Option<PathBuf>,
+    /// Cache folder for Debian bases [default: $BASEIMG_CACHE_DIR or ~/.cache/baseimg]
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -125,6 +152,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(args) => baseimg::audit::run(args),
+        Command::Verify(a) => {
+            let opts = baseimg::rebuild::RebuildOptions {
+                project,
+                out_dir: a.dir,
+                scratch: a.scratch,
+                cache_dir: a.cache_dir,
+                cold: a.cold,
+            };
+            let report = if a.rebuild {
+                baseimg::rebuild::rebuild(&opts)?
+            } else {
+                baseimg::rebuild::check_sums(&opts.out_dir)?
+            };
+            print!("{}", report.render());
+            Ok(if report.all_same() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(baseimg::EXIT_CHECK_FAILED)
+            })
+        }
         Command::Device(args) => baseimg::device::run(args),
         Command::InternalCheckConfigs { lower, upper, work, merged } => {
             match baseimg::build::validate::check_in_namespace(&lower, &upper, &work, &merged) {

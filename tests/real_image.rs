@@ -75,7 +75,10 @@ fn bootloader_blobs_equal_the_debian_package_files() {
     run(Command::new("apt-get").args(["download", &spec]).current_dir(tmp.path()));
     let deb = std::fs::read_dir(tmp.path()).expect("list").flatten().next().expect("deb").path();
     let deb_sha256 = run(Command::new("sha256sum").arg(&deb));
-    assert!(deb_sha256.starts_with(firmware["deb_sha256"].as_str().expect("sha256")), "{deb_sha256}");
+    assert!(
+        deb_sha256.starts_with(firmware["deb_sha256"].as_str().expect("sha256")),
+        "{deb_sha256}"
+    );
     let tree = tmp.path().join("x");
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree));
     let disk = std::fs::read(image()).expect("image");

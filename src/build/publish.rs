@@ -57,10 +57,16 @@ pub struct BaseRecord<'a> {
 fn project_inputs(ctx: &BuildContext) -> anyhow::Result<Vec<FileHash>> {
     let mut out = Vec::new();
     let board = format!("board-support/{}", ctx.board.name);
-    for dir in ["templates", "overlays", "middleware/dist", &board] {
+    // The middleware's sources and the lock file decide its binaries, recorded below too.
+    let dirs = ["templates", "overlays", "middleware/dist", "middleware/src", &board];
+    for dir in dirs {
         for (path, sha256) in super::base::hash_tree(&ctx.project.join(dir))? {
             out.push(FileHash { path: format!("{dir}/{path}"), sha256 });
         }
+    }
+    for file in ["Cargo.lock", "middleware/Cargo.toml"] {
+        let sha256 = crate::fsutil::sha256_file(&ctx.project.join(file))?;
+        out.push(FileHash { path: file.to_string(), sha256 });
     }
     Ok(out)
 }
