@@ -401,6 +401,50 @@ mod tests {
         assert_eq!(lines.len(), 3);
     }
 
+    /// An output folder with a rootfs tarball whose `etc/hostname` holds `hostname`.
+    fn output_dir(dir: &Path, hostname: &[u8]) {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        tarball(dir, "x.rootfs.tar", &[("etc/hostname", hostname, 0o644), ("etc/os", b"d", 0o644)]);
+        std::fs::write(dir.join("manifest.json"), "{\"image\": \"x\"}").expect("write");
+        let mut sums = String::new();
+        for name in ["x.rootfs.tar", "manifest.json"] {
+            let hash = crate::fsutil::sha256_file(&dir.join(name)).expect("hash");
+            sums.push_str(&format!("{hash}  {name}\n"));
+        }
+        std::fs::write(dir.join("SHA256SUMS"), sums).expect("write");
+    }
+
+    #[test]
+    fn one_changed_byte_names_the_output_and_the_file_inside_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (original, rebuilt) = (dir.path().join("a"), dir.path().join("b"));
+        output_dir(&original, b"base\n");
+        output_dir(&rebuilt, b"base\n");
+        let sums = read_sums(&original.join("SHA256SUMS")).expect("sums");
+        assert!(compare(&original, &rebuilt, &sums).expect("compare").all_same());
+
+        output_dir(&rebuilt, b"base\r");
+        let report = compare(&original, &rebuilt, &sums).expect("compare");
+        assert!(!report.all_same());
+        assert!(matches!(report.files[0], (ref n, Outcome::Differs { .. }) if n == "x.rootfs.tar"));
+        assert_eq!(report.files[1], ("manifest.json".to_string(), Outcome::Same));
+        assert!(report.details[0].starts_with("x.rootfs.tar: differs: etc/hostname"), "{report:?}");
+        assert_eq!(report.details.len(), 1, "{report:?}");
+    }
+
+    #[test]
+    fn checksum_check_names_a_changed_output() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        output_dir(dir.path(), b"base\n");
+        assert!(check_sums(dir.path()).expect("check").all_same());
+        let tar = dir.path().join("x.rootfs.tar");
+        let mut bytes = std::fs::read(&tar).expect("read");
+        bytes[600] ^= 1;
+        std::fs::write(&tar, bytes).expect("write");
+        let report = check_sums(dir.path()).expect("check");
+        assert!(report.render().contains("DIFFERS  x.rootfs.tar"), "{}", report.render());
+    }
+
     #[test]
     fn manifest_diff_names_keys_and_package_versions() {
         let a =
