@@ -35,4 +35,6 @@ if [ -n "$build_pid" ]; then
         exit 1
     fi
     BASEIMG_IMAGE_DIR="$out" cargo test --release --locked --test real_image -- --ignored
+    # The same image again from another folder, umask, time zone and locale: same bytes.
+    ci/repro-check.sh rockpro64 "$out"
 fi
