@@ -52,8 +52,9 @@ fn remap_flags(project: &Path) -> String {
     serde_json::to_string(&flags).expect("strings serialize")
 }
 
-/// Builds the middleware for arm64 with cargo (`--locked`, release profile).
-pub fn cross_build(project: &Path) -> anyhow::Result<Binaries> {
+/// Builds the middleware for arm64 with cargo (`--locked`, release profile), its output in
+/// `log` with a heartbeat on the terminal, since a first build takes minutes.
+pub fn cross_build(project: &Path, log: &Path) -> anyhow::Result<Binaries> {
     let target_env = format!("CARGO_TARGET_{}", TARGET.to_uppercase().replace('-', "_"));
     let cmd = Cmd::new("cargo")
         .args(["build", "--release", "--locked", "-p", "base-middleware", "--target", TARGET])
@@ -70,7 +71,7 @@ pub fn cross_build(project: &Path) -> anyhow::Result<Binaries> {
              `apt-get install gcc-aarch64-linux-gnu` and run `rustup target add {TARGET}`"
         );
     }
-    cmd.run().context("cross-building base-middleware for arm64")?;
+    cmd.run_logged(log).context("cross-building base-middleware for arm64")?;
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| project.join("target"));

@@ -158,7 +158,7 @@ impl BuildContext {
 
     pub fn build_middleware(&self) -> anyhow::Result<middleware::Binaries> {
         let _step = progress::step("build_middleware");
-        middleware::cross_build(&self.project)
+        middleware::cross_build(&self.project, &self.work_dir.join("cargo.log"))
     }
 
     pub fn render_overlay(&self, facts: &render::BaseFacts) -> anyhow::Result<overlay::Overlay> {
