@@ -11,6 +11,7 @@
 //! - [`audit`]: hardening controls checked on an image, a rootfs tarball or a folder.
 //! - [`device`]: the owner's client for a running appliance.
 //! - [`render_cmd`]: `baseimg render`, the overlay alone for review.
+//! - [`run`]: `baseimg run`, a built `qemu-arm64` image booted on a private LAN.
 
 pub mod audit;
 pub mod board;
@@ -20,6 +21,7 @@ pub mod fsutil;
 pub mod profile;
 pub mod progress;
 pub mod render_cmd;
+pub mod run;
 pub mod runner;
 pub mod sshkey;
 
