@@ -153,7 +153,7 @@ impl Session {
     fn nmap(&self, extra: &[&str], args: &[&str]) -> Result<String> {
         let out = self
             .lan("nmap")
-            .args(["-n", "-Pn", "--max-retries", "1", "--min-rate", "2000", "-oG", "-"])
+            .args(["-n", "-Pn", "--max-retries", "1", "--min-rate", "4000", "-oG", "-"])
             .args(extra)
             .args(args)
             .output()
@@ -595,4 +595,38 @@ mod parsing {
             .to_string();
         assert!(err.contains("8080/tcp") && err.contains("declared: 443/tcp"), "{err}");
     }
+}
+
+/// A copy of the image with the firewall unit disabled (its `sysinit.target.wants` link
+/// removed with debugfs), to show the suite catches it.
+fn image_without_firewall(image: &Path, work: &Path) -> Result<PathBuf> {
+    let text = std::fs::read_to_string(out_dir().join("manifest.json"))?;
+    let manifest: serde_json::Value = serde_json::from_str(&text)?;
+    let start = manifest["layout"]["root_start"].as_u64().context("root_start")? * 512;
+    let broken = work.join("no-firewall.img");
+    let status =
+        Command::new("cp").arg("--sparse=always").arg(image).arg(&broken).status()?;
+    ensure!(status.success(), "copying the image");
+    let link = "/etc/systemd/system/sysinit.target.wants/baseimg-firewall.service";
+    let out = Command::new("debugfs")
+        .args(["-w", "-R", &format!("rm {link}")])
+        .arg(format!("{}?offset={start}", broken.display()))
+        .output()?;
+    let said = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.success() && !said.contains("not found"), "debugfs rm {link}: {said}");
+    Ok(broken)
+}
+
+#[test]
+#[ignore = "needs a built qemu-arm64 image and root: set BASEIMG_IMAGE_DIR"]
+fn image_without_firewall_fails_the_scan_naming_the_unit() {
+    let (image, profile) = built_image();
+    let work = work_dir("no-firewall");
+    let broken = image_without_firewall(&image, &work).expect("broken copy");
+    let session = Session::boot(&broken, &profile, &work, "baseimg-boot-c", false).expect("boots");
+    let err = session.scan(false).expect_err("the scan must fail without the firewall");
+    let message = format!("{err:#}");
+    println!("the suite's message for an image without its firewall: {message}");
+    assert!(message.contains("baseimg-firewall.service"), "{message}");
+    ok("an image without its firewall unit fails the scan, naming baseimg-firewall.service");
 }
