@@ -159,8 +159,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(a) => {
             let loaded = baseimg::profile::load(&baseimg::profile::resolve(&project, &a.profile))?;
             let name = loaded.profile.image.name.to_string();
-            let image = a.image.unwrap_or_else(|| project.join("out").join(&name).join(format!("{name}.img")));
-            let log_dir = a.log_dir.unwrap_or_else(|| std::env::temp_dir().join(format!("baseimg-run-{}", a.netns)));
+            let image = a
+                .image
+                .unwrap_or_else(|| project.join("out").join(&name).join(format!("{name}.img")));
+            let log_dir = a
+                .log_dir
+                .unwrap_or_else(|| std::env::temp_dir().join(format!("baseimg-run-{}", a.netns)));
             let mut opts = baseimg::run::RunOptions::new(image, log_dir);
             opts.usb_keyboard = a.usb_keyboard;
             opts.write_image = a.write;

@@ -60,7 +60,8 @@ impl LanNamespace {
     /// Creates namespace `name` with [`TAP`] at [`HOST_V4`] and dnsmasq leasing [`GUEST_V4`].
     pub fn create(name: &str, work_dir: &Path) -> anyhow::Result<Self> {
         let ip = |args: &[&str]| Cmd::new("ip").from_package("iproute2").args(args).run();
-        ip(&["netns", "add", name]).with_context(|| format!("creating network namespace {name}"))?;
+        ip(&["netns", "add", name])
+            .with_context(|| format!("creating network namespace {name}"))?;
         let mut ns = Self { name: name.to_string(), dnsmasq: None };
         let host = format!("{HOST_V4}/24");
         ip(&["-n", name, "link", "set", "lo", "up"])?;
@@ -238,8 +239,7 @@ impl Vm {
         loop {
             let all_nodes = format!("ff02::1%{TAP}");
             let _ = self.exec("ping").args(["-6", "-c", "2", "-w", "3", &all_nodes]).quiet().run();
-            let neigh =
-                self.exec("ip").args(["-6", "neigh", "show", "dev", TAP]).quiet().read()?;
+            let neigh = self.exec("ip").args(["-6", "neigh", "show", "dev", TAP]).quiet().read()?;
             let found = neigh
                 .lines()
                 .filter(|l| l.to_ascii_lowercase().contains(GUEST_MAC))
@@ -290,7 +290,11 @@ pub fn run_until_stopped(
     watch_ctrl_c(interrupted.clone())?;
     let vm = Vm::start(opts, netns)?;
     let port = profile.network.https_port.get();
-    eprintln!("booting `{}`; serial console: {}", opts.image.display(), vm.console_path().display());
+    eprintln!(
+        "booting `{}`; serial console: {}",
+        opts.image.display(),
+        vm.console_path().display()
+    );
     let booted = vm.wait_for_port(port, Duration::from_secs(900))?;
     let v6 = vm.guest_link_local(Duration::from_secs(30))?;
     eprintln!("booted in {:.0}s: port {port} answers", booted.as_secs_f64());
@@ -298,7 +302,9 @@ pub fn run_until_stopped(
     println!("ipv4\t{GUEST_V4}");
     println!("ipv6\t{v6}%{TAP}");
     println!("console\t{}", vm.console_path().display());
-    eprintln!("try: ip netns exec {netns} baseimg device pair {GUEST_V4}   (Ctrl-C stops the machine)");
+    eprintln!(
+        "try: ip netns exec {netns} baseimg device pair {GUEST_V4}   (Ctrl-C stops the machine)"
+    );
     while !interrupted.load(std::sync::atomic::Ordering::SeqCst) {
         if let Err(stopped) = vm.check_running() {
             eprintln!("{stopped:#}");
@@ -365,7 +371,9 @@ fn qemu_args(opts: &RunOptions, console: &Path) -> Vec<String> {
         format!("file:{}", console.display()),
     ]);
     if opts.usb_keyboard {
-        args.extend(["-device", "qemu-xhci,id=xhci", "-device", "usb-kbd,bus=xhci.0"].map(String::from));
+        args.extend(
+            ["-device", "qemu-xhci,id=xhci", "-device", "usb-kbd,bus=xhci.0"].map(String::from),
+        );
     }
     args
 }

@@ -38,6 +38,8 @@ const REQUIRED_UNITS: &[&str] = &[
 /// Common UDP services an appliance might expose by mistake.
 const UDP_PORTS: &str = "53,67,68,69,111,123,137,138,161,162,500,514,520,546,547,623,1900,\
                          4500,5353,5355,11211";
+/// The password the owner sets for `base` through the API.
+const OWNER_PASSWORD: &str = "correct horse battery staple";
 const BOOT_TIMEOUT: Duration = Duration::from_secs(900);
 
 fn out_dir() -> PathBuf {
@@ -275,9 +277,28 @@ impl Session {
 
     /// Runs `command` as `base` with the owner's key and returns its stdout.
     fn shell(&self, command: &str) -> Result<String> {
+        self.shell_with_input(command, "")
+    }
+
+    /// Runs `command` as root through sudo with `base`'s password (the image has no D-Bus,
+    /// so systemctl talks to systemd only as root, over its private socket).
+    fn root_shell(&self, command: &str) -> Result<String> {
+        let quoted = command.replace('\'', "'\\''");
+        self.shell_with_input(&format!("sudo -S -p '' sh -c '{quoted}'"), OWNER_PASSWORD)
+    }
+
+    fn shell_with_input(&self, command: &str, input: &str) -> Result<String> {
         let target = format!("base@{GUEST_V4}");
-        let out = self.ssh(&target, Some(&owner_key()), &["-b", &HOST_V4.to_string()], command)
-            .output()?;
+        let mut child = self
+            .ssh(&target, Some(&owner_key()), &["-b", &HOST_V4.to_string()], command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut stdin = child.stdin.take().context("ssh's stdin")?;
+        writeln!(stdin, "{input}")?;
+        drop(stdin);
+        let out = child.wait_with_output()?;
         ensure!(
             out.status.success(),
             "ssh base@{GUEST_V4} {command:?} failed: {}",
@@ -309,7 +330,8 @@ impl Session {
             "root logged in with the owner's key: {said}"
         );
         ok("root with a valid key refused");
-        for (addr, key) in [(v4.clone(), owner_key()), (self.v6_scoped(), added_key.to_path_buf())] {
+        for (addr, key) in [(v4.clone(), owner_key()), (self.v6_scoped(), added_key.to_path_buf())]
+        {
             let out = self.ssh(&format!("base@{addr}"), Some(&key), &[], "id -un").output()?;
             let who = String::from_utf8_lossy(&out.stdout);
             ensure!(
@@ -324,15 +346,15 @@ impl Session {
     }
 
     fn units(&self) -> Result<()> {
-        let failed = self.shell("systemctl --failed --no-legend --plain")?;
+        let failed = self.root_shell("systemctl --failed --no-legend --plain")?;
         ensure!(failed.trim().is_empty(), "failed units:\n{failed}");
         ok("`systemctl --failed` is empty");
         for unit in REQUIRED_UNITS {
-            let state = self.shell(&format!("systemctl is-active {unit} || true"))?;
+            let state = self.root_shell(&format!("systemctl is-active {unit} || true"))?;
             ensure!(state.trim() == "active", "unit {unit} is {}, not active", state.trim());
         }
         ok(&format!("active: {}", REQUIRED_UNITS.join(", ")));
-        let enabled = self.shell(
+        let enabled = self.root_shell(
             "systemctl list-unit-files --type=service --state=enabled --no-legend --plain \
              | cut -d' ' -f1 | grep -v '@' | while read u; do \
              echo \"$u $(systemctl show -p Type --value $u) $(systemctl show -p ActiveState \
@@ -350,7 +372,7 @@ impl Session {
             checked += 1;
         }
         ensure!(checked >= REQUIRED_UNITS.len(), "only {checked} enabled units listed: {enabled}");
-        let running = self.shell("systemctl is-system-running || true")?;
+        let running = self.root_shell("systemctl is-system-running || true")?;
         ensure!(running.trim() == "running", "the system is {}, not running", running.trim());
         ok(&format!("all {checked} enabled services active; system state `running`"));
         Ok(())
@@ -413,7 +435,8 @@ impl Session {
     }
 
     fn host_key(&self) -> Result<String> {
-        let out = self.lan("ssh-keyscan").args(["-t", "ed25519", &GUEST_V4.to_string()]).output()?;
+        let out =
+            self.lan("ssh-keyscan").args(["-t", "ed25519", &GUEST_V4.to_string()]).output()?;
         let line = String::from_utf8_lossy(&out.stdout);
         let key = line.split_whitespace().nth(2).context("ssh-keyscan found no ed25519 key")?;
         Ok(key.to_string())
@@ -513,7 +536,7 @@ fn new_key(work: &Path) -> Result<PathBuf> {
 fn owner_takes_over(s: &Session) -> Result<PathBuf> {
     s.discover()?;
     s.pair()?;
-    s.device(&["set-password", "--account", "base"], Some("correct horse battery staple"))?;
+    s.device(&["set-password", "--account", "base"], Some(OWNER_PASSWORD))?;
     ok("set base's password through the API");
     let added = new_key(&s.work)?;
     s.device(&["ssh", "keys", "add", &format!("{}.pub", added.display())], None)?;
@@ -549,7 +572,7 @@ fn booted_image_holds_up_to_attacker_and_owner() {
         let tls_a = first.tls_fingerprint()?;
         first.reboot()?;
         first.scan(true)?;
-        let state = first.shell("systemctl is-active baseimg-firewall.service || true")?;
+        let state = first.root_shell("systemctl is-active baseimg-firewall.service || true")?;
         ensure!(state.trim() == "active", "after a reboot baseimg-firewall.service is {state}");
         ok("after a reboot the firewall is loaded: only declared ports answer, unit active");
         ensure!(first.host_key()? == key_a, "the SSH host key changed across a reboot");
@@ -584,7 +607,8 @@ mod parsing {
         let closed = "Host: x ()\tPorts: 443/open/tcp//https///\tIgnored State: closed (65534)\n";
         let err = answering_ports(closed, "tcp").unwrap_err().to_string();
         assert!(err.contains("baseimg-firewall.service"), "{err}");
-        let udp = "Host: x ()\tPorts: 53/open|filtered/udp//domain///, 5353/open/udp//zeroconf///\n";
+        let udp =
+            "Host: x ()\tPorts: 53/open|filtered/udp//domain///, 5353/open/udp//zeroconf///\n";
         assert_eq!(answering_ports(udp, "udp").unwrap(), BTreeSet::from([5353]));
     }
 
@@ -604,8 +628,7 @@ fn image_without_firewall(image: &Path, work: &Path) -> Result<PathBuf> {
     let manifest: serde_json::Value = serde_json::from_str(&text)?;
     let start = manifest["layout"]["root_start"].as_u64().context("root_start")? * 512;
     let broken = work.join("no-firewall.img");
-    let status =
-        Command::new("cp").arg("--sparse=always").arg(image).arg(&broken).status()?;
+    let status = Command::new("cp").arg("--sparse=always").arg(image).arg(&broken).status()?;
     ensure!(status.success(), "copying the image");
     let link = "/etc/systemd/system/sysinit.target.wants/baseimg-firewall.service";
     let out = Command::new("debugfs")
