@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use baseimg::profile::Profile;
 use baseimg::run::{RunOptions, Vm, GUEST_V4, HOST_V4, TAP};
 
@@ -354,16 +354,26 @@ impl Session {
             ensure!(state.trim() == "active", "unit {unit} is {}, not active", state.trim());
         }
         ok(&format!("active: {}", REQUIRED_UNITS.join(", ")));
-        let enabled = self.root_shell(
-            "systemctl list-unit-files --type=service --state=enabled --no-legend --plain \
-             | cut -d' ' -f1 | grep -v '@' | while read u; do \
-             echo \"$u $(systemctl show -p Type --value $u) $(systemctl show -p ActiveState \
-             --value $u) $(systemctl show -p Result --value $u)\"; done",
+        let files = self.root_shell(
+            "systemctl list-unit-files --type=service --state=enabled --no-legend --plain",
         )?;
+        let units: Vec<&str> = files
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|u| !u.contains('@'))
+            .collect();
+        ensure!(units.len() >= REQUIRED_UNITS.len(), "few enabled units listed: {files}");
+        let shown = self.root_shell(&format!(
+            "systemctl show -p Id,Type,ActiveState,Result {}",
+            units.join(" ")
+        ))?;
         let mut checked = 0;
-        for line in enabled.lines() {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let [unit, kind, state, result] = fields[..] else { bail!("odd line {line:?}") };
+        for block in shown.split("\n\n").filter(|b| !b.trim().is_empty()) {
+            let field = |key: &str| {
+                block.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('=')).unwrap_or("?")
+            };
+            let (unit, kind, state, result) =
+                (field("Id"), field("Type"), field("ActiveState"), field("Result"));
             let finished_oneshot = kind == "oneshot" && state == "inactive" && result == "success";
             ensure!(
                 state == "active" || finished_oneshot,
@@ -371,7 +381,7 @@ impl Session {
             );
             checked += 1;
         }
-        ensure!(checked >= REQUIRED_UNITS.len(), "only {checked} enabled units listed: {enabled}");
+        ensure!(checked == units.len(), "systemctl show listed {checked} of {units:?}: {shown}");
         let running = self.root_shell("systemctl is-system-running || true")?;
         ensure!(running.trim() == "running", "the system is {}, not running", running.trim());
         ok(&format!("all {checked} enabled services active; system state `running`"));
