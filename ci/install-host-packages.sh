@@ -3,6 +3,8 @@
 # adds the Rust arm64 target, and makes arm64 programs runnable through qemu-user.
 # Idempotent; run as root. nginx and openssl serve the middleware's loopback tests;
 # iptables checks the image's firewall rules in a private network namespace.
+# qemu-system-arm (from backports, to match qemu-utils), u-boot-qemu, dnsmasq-base, nmap,
+# openssh-client and iputils-ping boot the qemu-arm64 image and probe it (tests/boot.rs).
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ]; then
@@ -34,6 +36,9 @@ apt-get install -y -qq --no-install-recommends \
     >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports \
     e2fsprogs libarchive13 >/dev/null
+apt-get install -y -qq --no-install-recommends \
+    u-boot-qemu dnsmasq-base nmap openssh-client iputils-ping iproute2 >/dev/null
+apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-arm >/dev/null
 
 # base-middleware is cross-built for the image.
 rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 \

@@ -37,4 +37,12 @@ if [ -n "$build_pid" ]; then
     BASEIMG_IMAGE_DIR="$out" cargo test --release --locked --test real_image -- --ignored
     # The same image again from another folder, umask, time zone and locale: same bytes.
     ci/repro-check.sh rockpro64 "$out"
+
+    # Boot tier: the qemu-arm64 image (same base, so a warm build) booted under
+    # qemu-system-aarch64 and probed from its LAN; each check prints an `ok:` line.
+    qemu_out="$PWD/target/ci-out/qemu-arm64"
+    ./target/release/baseimg build --profile qemu-arm64 --out "$qemu_out" \
+        --ssh-key tests/fixtures/boot-key/id_ed25519.pub
+    BASEIMG_IMAGE_DIR="$qemu_out" cargo test --release --locked --test boot -- \
+        --ignored --test-threads=1 --nocapture
 fi

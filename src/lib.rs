@@ -12,6 +12,7 @@
 //! - [`device`]: the owner's client for a running appliance.
 //! - [`render_cmd`]: `baseimg render`, the overlay alone for review.
 //! - [`rebuild`]: `baseimg verify --rebuild`, an output folder built again and compared.
+//! - [`run`]: `baseimg run`, a built `qemu-arm64` image booted on a private LAN.
 
 pub mod audit;
 pub mod board;
@@ -22,6 +23,7 @@ pub mod profile;
 pub mod progress;
 pub mod rebuild;
 pub mod render_cmd;
+pub mod run;
 pub mod runner;
 pub mod sshkey;
 

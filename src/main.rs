@@ -42,6 +42,14 @@ enum Command {
     Verify(VerifyArgs),
     /// Talk to a running appliance: discover, pair, manage.
     Device(baseimg::device::DeviceArgs),
+    /// Boot a built qemu-arm64 image under qemu-system-aarch64 on a private LAN.
+    ///
+    /// The LAN is a network namespace (NETNS) with a tap device, 192.168.77.1/24 and a DHCP
+    /// server leasing 192.168.77.10 to the machine, plus IPv6 link-local. Reach the machine
+    /// with `ip netns exec NETNS COMMAND`. The serial console goes to LOG_DIR/console.log.
+    /// Writes go to a throw-away overlay unless --write, so each run is a first boot.
+    /// Stops on Ctrl-C or when the machine powers off. Needs root.
+    Run(RunArgs),
     /// Internal: run the config checks inside a private mount and network namespace.
     #[command(hide = true)]
     InternalCheckConfigs { lower: PathBuf, upper: PathBuf, work: PathBuf, merged: PathBuf },
@@ -88,6 +96,28 @@ struct VerifyArgs {
     /// Cache folder for Debian bases [default: $BASEIMG_CACHE_DIR or ~/.cache/baseimg]
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Profile name (image-profiles/NAME.toml) or path; its board must be qemu-arm64.
+    #[arg(long, default_value = "qemu-arm64", value_name = "NAME|PATH")]
+    profile: String,
+    /// Disk image to boot [default: out/<image name>/<image name>.img under the project]
+    #[arg(long, value_name = "FILE")]
+    image: Option<PathBuf>,
+    /// Folder for console.log, qemu.log and dnsmasq.log [default: /tmp/baseimg-run-NETNS]
+    #[arg(long, value_name = "DIR")]
+    log_dir: Option<PathBuf>,
+    /// Name of the network namespace to create for the machine's LAN.
+    #[arg(long, default_value = "baseimg-run")]
+    netns: String,
+    /// Attach a USB keyboard (usb-kbd on an xHCI controller).
+    #[arg(long)]
+    usb_keyboard: bool,
+    /// Write to the image instead of a throw-away overlay.
+    #[arg(long)]
+    write: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -173,6 +203,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Device(args) => baseimg::device::run(args),
+        Command::Run(a) => {
+            let loaded = baseimg::profile::load(&baseimg::profile::resolve(&project, &a.profile))?;
+            let name = loaded.profile.image.name.to_string();
+            let image = a
+                .image
+                .unwrap_or_else(|| project.join("out").join(&name).join(format!("{name}.img")));
+            let log_dir = a
+                .log_dir
+                .unwrap_or_else(|| std::env::temp_dir().join(format!("baseimg-run-{}", a.netns)));
+            let mut opts = baseimg::run::RunOptions::new(image, log_dir);
+            opts.usb_keyboard = a.usb_keyboard;
+            opts.write_image = a.write;
+            baseimg::run::run_until_stopped(&loaded.profile, &opts, &a.netns)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::InternalCheckConfigs { lower, upper, work, merged } => {
             match baseimg::build::validate::check_in_namespace(&lower, &upper, &work, &merged) {
                 Ok(()) => Ok(ExitCode::SUCCESS),

@@ -185,6 +185,20 @@ impl Cmd {
         Ok(())
     }
 
+    /// Starts the command without waiting for it (a daemon or a virtual machine), its output
+    /// going to `log`. The caller stops it through the returned handle.
+    pub fn spawn_logged(&self, log: &Path) -> anyhow::Result<duct::Handle> {
+        crate::progress::command(&self.display());
+        let file = std::fs::File::create(log)
+            .with_context(|| format!("creating log file `{}`", log.display()))?;
+        let err_file = file.try_clone().context("duplicating the log file handle")?;
+        self.expression(false)
+            .stdout_file(file)
+            .stderr_file(err_file)
+            .start()
+            .map_err(|e| self.spawn_error(e))
+    }
+
     fn spawn_error(&self, e: std::io::Error) -> anyhow::Error {
         let program = self.program.to_string_lossy();
         if e.kind() == std::io::ErrorKind::NotFound {

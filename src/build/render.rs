@@ -31,6 +31,13 @@ const REMOVED: &[&str] = &[
     "var/log/dpkg.log",
     "var/log/alternatives.log",
     "var/log/bootstrap.log",
+    // SSH is a systemd unit only. With its SysV script present, `systemctl enable ssh`
+    // (the middleware's switch) also runs update-rc.d and reloads systemd three times.
+    "etc/init.d/ssh",
+    "etc/rc2.d/S01ssh",
+    "etc/rc3.d/S01ssh",
+    "etc/rc4.d/S01ssh",
+    "etc/rc5.d/S01ssh",
 ];
 const REMOVED_PREFIXES: &[&str] = &["etc/ssh/ssh_host_"];
 
