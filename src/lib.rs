@@ -10,18 +10,26 @@
 //! - [`fsutil`]: atomic writes, hashing, tree walks.
 //! - [`audit`]: hardening controls checked on an image, a rootfs tarball or a folder.
 //! - [`device`]: the owner's client for a running appliance.
+//! - [`release`]: release artifacts: compressed image, block map, SBOM.
+//! - [`sign`]: `baseimg sign`, an SSH signature over `SHA256SUMS`.
+//! - [`verify`]: `baseimg verify`, the signature, checksums and block map of an output folder.
+//! - [`flash`]: `baseimg flash`, an image onto a disk, mapped blocks only, read back.
 //! - [`render_cmd`]: `baseimg render`, the overlay alone for review.
 
 pub mod audit;
 pub mod board;
 pub mod build;
+pub mod flash;
 pub mod device;
 pub mod fsutil;
 pub mod profile;
 pub mod progress;
+pub mod release;
 pub mod render_cmd;
 pub mod runner;
+pub mod sign;
 pub mod sshkey;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 

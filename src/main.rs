@@ -35,6 +35,23 @@ enum Command {
     Render(RenderArgs),
     /// Check every hardening control on an image, a rootfs tarball or a folder.
     Audit(baseimg::audit::AuditArgs),
+    /// Sign an output folder's SHA256SUMS with an SSH key (writes SHA256SUMS.sig).
+    ///
+    /// The signature is OpenSSH's (namespace `file`); check it with `baseimg verify --signer`
+    /// or `ssh-keygen -Y verify -f allowed_signers -I <id> -n file -s SHA256SUMS.sig <
+    /// SHA256SUMS`.
+    Sign(SignArgs),
+    /// Check an output folder: the signature, every checksum, and each bmap's ranges.
+    ///
+    /// Prints one line per check. Exit codes: 0 all passed, 1 a check failed, 2 the folder
+    /// or the signers file could not be read.
+    Verify(VerifyArgs),
+    /// Write an image (raw or .zst) onto a disk, only the blocks its bmap maps, then read
+    /// them back and check them.
+    ///
+    /// Refuses a mounted disk, the system disk, or a target that is neither a block device
+    /// nor a regular file (unless --force). Asks before writing unless --yes.
+    Flash(FlashArgs),
     /// Talk to a running appliance: discover, pair, manage.
     Device(baseimg::device::DeviceArgs),
     /// Internal: run the config checks inside a private mount and network namespace.
@@ -61,6 +78,49 @@ struct BuildArgs {
     /// the mirror's newer packages when the profile names no snapshot).
     #[arg(long)]
     rebuild_base: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct SignArgs {
+    /// OpenSSH private key file (unencrypted).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// Output folder holding SHA256SUMS.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    /// Output folder (or downloaded release) holding SHA256SUMS.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// OpenSSH allowed signers file; the signature must be by one of its keys.
+    #[arg(long, value_name = "FILE")]
+    signer: Option<PathBuf>,
+    /// Skip files SHA256SUMS lists that are not in the folder, instead of failing.
+    #[arg(long)]
+    ignore_missing: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct FlashArgs {
+    /// The image: raw (.img) or zstd-compressed (.img.zst).
+    #[arg(value_name = "IMAGE")]
+    image: PathBuf,
+    /// The disk to write (/dev/sdX, /dev/mmcblkN, /dev/loopN) or a file.
+    #[arg(value_name = "DEVICE")]
+    target: PathBuf,
+    /// Block map [default: <image>.bmap beside the image; without one the whole image is
+    /// written]
+    #[arg(long, value_name = "FILE")]
+    bmap: Option<PathBuf>,
+    /// Do not ask before overwriting.
+    #[arg(long)]
+    yes: bool,
+    /// Write a target that is neither a block device nor a regular file.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -122,6 +182,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cache_dir: a.cache_dir,
             };
             baseimg::render_cmd::render(&opts)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sign(a) => {
+            let opts = baseimg::sign::SignOptions { dir: a.dir, key: a.key };
+            let fingerprint = baseimg::sign::sign(&opts)?;
+            eprintln!("baseimg: signed {} with {fingerprint}", opts.dir.join("SHA256SUMS").display());
+            println!("{}", opts.dir.join(baseimg::sign::SIG).display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify(a) => {
+            let opts = baseimg::verify::VerifyOptions {
+                dir: a.dir,
+                signer: a.signer,
+                ignore_missing: a.ignore_missing,
+            };
+            baseimg::verify::run(&opts)
+        }
+        Command::Flash(a) => {
+            let opts = baseimg::flash::FlashOptions {
+                image: a.image,
+                target: a.target,
+                bmap: a.bmap,
+                yes: a.yes,
+                force: a.force,
+            };
+            let done = baseimg::flash::flash(&opts)?;
+            println!(
+                "wrote {} bytes in {} ranges to {} in {:.1}s, read back and verified in {:.1}s",
+                done.bytes_written,
+                done.ranges,
+                opts.target.display(),
+                done.write_seconds,
+                done.verify_seconds
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(args) => baseimg::audit::run(args),
