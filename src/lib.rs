@@ -19,8 +19,8 @@
 pub mod audit;
 pub mod board;
 pub mod build;
-pub mod flash;
 pub mod device;
+pub mod flash;
 pub mod fsutil;
 pub mod profile;
 pub mod progress;

@@ -187,7 +187,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sign(a) => {
             let opts = baseimg::sign::SignOptions { dir: a.dir, key: a.key };
             let fingerprint = baseimg::sign::sign(&opts)?;
-            eprintln!("baseimg: signed {} with {fingerprint}", opts.dir.join("SHA256SUMS").display());
+            eprintln!(
+                "baseimg: signed {} with {fingerprint}",
+                opts.dir.join("SHA256SUMS").display()
+            );
             println!("{}", opts.dir.join(baseimg::sign::SIG).display());
             Ok(ExitCode::SUCCESS)
         }

@@ -26,8 +26,9 @@ pub struct SignOptions {
 /// Signs `SHA256SUMS` in the folder, writing `SHA256SUMS.sig`; returns the key's fingerprint.
 pub fn sign(opts: &SignOptions) -> anyhow::Result<String> {
     let sums_path = opts.dir.join(crate::build::publish::SUMS);
-    let sums = std::fs::read(&sums_path)
-        .with_context(|| format!("reading `{}` (is it a build's output folder?)", sums_path.display()))?;
+    let sums = std::fs::read(&sums_path).with_context(|| {
+        format!("reading `{}` (is it a build's output folder?)", sums_path.display())
+    })?;
     let key = read_private_key(&opts.key)?;
     let sig = key
         .sign(NAMESPACE, HashAlg::Sha512, &sums)
@@ -40,9 +41,8 @@ pub fn sign(opts: &SignOptions) -> anyhow::Result<String> {
 fn read_private_key(path: &Path) -> anyhow::Result<PrivateKey> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading private key `{}`", path.display()))?;
-    let key = PrivateKey::from_openssh(&text).map_err(|e| {
-        anyhow::anyhow!("`{}` is not an OpenSSH private key: {e}", path.display())
-    })?;
+    let key = PrivateKey::from_openssh(&text)
+        .map_err(|e| anyhow::anyhow!("`{}` is not an OpenSSH private key: {e}", path.display()))?;
     anyhow::ensure!(
         !key.is_encrypted(),
         "private key `{}` is encrypted; give an unencrypted copy (for instance one written \
@@ -87,7 +87,12 @@ fn parse_signer_line(line: &str, number: usize) -> anyhow::Result<AllowedSigner>
         line.split_once(char::is_whitespace).context("expected `principals key-type base64`")?;
     let rest = rest.trim_start();
     if let Ok(key) = PublicKey::from_openssh(rest) {
-        return Ok(AllowedSigner { principals: principals.into(), key, namespaces: vec![], line: number });
+        return Ok(AllowedSigner {
+            principals: principals.into(),
+            key,
+            namespaces: vec![],
+            line: number,
+        });
     }
     let (options, key_text) = split_options(rest);
     let key = PublicKey::from_openssh(key_text.trim())
@@ -142,7 +147,8 @@ pub fn check_signature(
     signature: &str,
     message: &[u8],
 ) -> anyhow::Result<(String, String)> {
-    let sig = SshSig::from_pem(signature).map_err(|e| anyhow::anyhow!("unreadable signature: {e}"))?;
+    let sig =
+        SshSig::from_pem(signature).map_err(|e| anyhow::anyhow!("unreadable signature: {e}"))?;
     anyhow::ensure!(
         sig.namespace() == NAMESPACE,
         "the signature is for namespace `{}`, not `{NAMESPACE}`",
@@ -198,7 +204,8 @@ mod tests {
         let pem = key.sign(NAMESPACE, HashAlg::Sha512, b"m").expect("sign").to_pem(LineEnding::LF);
         let pem = pem.expect("pem");
         assert!(check_signature(&signers_for(&key, "namespaces=\"file,git\" "), &pem, b"m").is_ok());
-        let err = check_signature(&signers_for(&key, "namespaces=\"git\" "), &pem, b"m").unwrap_err();
+        let err =
+            check_signature(&signers_for(&key, "namespaces=\"git\" "), &pem, b"m").unwrap_err();
         assert!(err.to_string().contains("does not allow namespace"), "{err}");
     }
 

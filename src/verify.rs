@@ -76,8 +76,8 @@ impl Report {
 /// malformed `SHA256SUMS`, unreadable signers file).
 pub fn verify(opts: &VerifyOptions) -> anyhow::Result<Report> {
     let sums_path = opts.dir.join(SUMS);
-    let sums = std::fs::read(&sums_path)
-        .with_context(|| format!("reading `{}`", sums_path.display()))?;
+    let sums =
+        std::fs::read(&sums_path).with_context(|| format!("reading `{}`", sums_path.display()))?;
     let entries = parse_sums(&String::from_utf8_lossy(&sums))
         .with_context(|| format!("reading `{}`", sums_path.display()))?;
     let mut report = Report::default();
@@ -189,10 +189,14 @@ fn check_bmap(dir: &Path, name: &str, report: &mut Report) {
     let source = [raw, zst].into_iter().find(|p| p.exists());
     let subject = format!("{name} ranges");
     let Some(source) = source else {
-        report.push(subject, Outcome::Skipped(format!("neither {image_name} nor its .zst is here")));
+        report
+            .push(subject, Outcome::Skipped(format!("neither {image_name} nor its .zst is here")));
         return;
     };
-    crate::progress::note(&format!("checking the ranges of `{name}` against `{}`", source.display()));
+    crate::progress::note(&format!(
+        "checking the ranges of `{name}` against `{}`",
+        source.display()
+    ));
     let outcome = match bmap_ranges(&dir.join(name), &source) {
         Ok(outcome) => outcome,
         Err(e) => Outcome::Failed(format!("{e:#}")),

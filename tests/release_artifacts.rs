@@ -111,7 +111,14 @@ fn bmaptool_copy_reproduces_the_mapped_content() {
     let (img, map) = make_outputs(dir.path());
     assert_eq!(map.ranges.len(), 4, "head, text, noise, tail; the zeros are unmapped");
     let copy = dir.path().join("copy.img");
-    run_ok(Command::new("bmaptool").arg("copy").arg("--bmap").arg(dir.path().join("t.img.bmap")).arg(&img).arg(&copy));
+    run_ok(
+        Command::new("bmaptool")
+            .arg("copy")
+            .arg("--bmap")
+            .arg(dir.path().join("t.img.bmap"))
+            .arg(&img)
+            .arg(&copy),
+    );
     let image = std::fs::read(&img).expect("image");
     assert_ranges_equal(&map, &image, &std::fs::read(&copy).expect("copy"));
     run_ok(Command::new("sha256sum").arg("-c").arg("SHA256SUMS").current_dir(dir.path()));
@@ -123,7 +130,11 @@ fn signature_is_accepted_by_ssh_keygen_and_by_verify() {
     make_outputs(dir.path());
     let keys = tempfile::tempdir().expect("key dir");
     let key = keys.path().join("id_ed25519");
-    run_ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "t", "-f"]).arg(&key));
+    run_ok(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "t", "-f"])
+            .arg(&key),
+    );
     run_ok(baseimg().arg("sign").arg("--key").arg(&key).arg(dir.path()));
     let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
     let signers = keys.path().join("allowed_signers");
@@ -141,7 +152,10 @@ fn signature_is_accepted_by_ssh_keygen_and_by_verify() {
     assert!(out.contains("Good \"file\" signature"), "{out}");
 
     let report = run_ok(baseimg().arg("verify").arg(dir.path()).arg("--signer").arg(&signers));
-    assert!(report.contains("OK      SHA256SUMS.sig: good signature by release@example.org"), "{report}");
+    assert!(
+        report.contains("OK      SHA256SUMS.sig: good signature by release@example.org"),
+        "{report}"
+    );
     assert!(report.contains("OK      t.img.bmap ranges: 4 ranges"), "{report}");
     assert!(!report.contains("FAILED"), "{report}");
 }
@@ -157,7 +171,10 @@ fn verify_names_each_damaged_file_and_range() {
     assert_eq!(out.status.code(), Some(1), "{report}");
     assert!(report.contains("FAILED  t.img: sha256 is"), "{report}");
     assert!(report.contains("OK      t.img.zst: sha256 matches"), "{report}");
-    assert!(report.contains("FAILED  t.img.bmap ranges: 1 of 4 ranges differ in t.img: blocks 5120-"), "{report}");
+    assert!(
+        report.contains("FAILED  t.img.bmap ranges: 1 of 4 ranges differ in t.img: blocks 5120-"),
+        "{report}"
+    );
 
     let empty = tempfile::tempdir().expect("tempdir");
     let out = run(baseimg().arg("verify").arg(empty.path()));
@@ -170,7 +187,9 @@ fn flash_writes_only_mapped_ranges_onto_a_loop_device_and_reads_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (img, map) = make_outputs(dir.path());
     let target = Loop::new(dir.path(), "target");
-    let out = run_ok(baseimg().arg("flash").arg(dir.path().join("t.img.zst")).arg(&target.device).arg("--yes"));
+    let out = run_ok(
+        baseimg().arg("flash").arg(dir.path().join("t.img.zst")).arg(&target.device).arg("--yes"),
+    );
     assert!(out.starts_with(&format!("wrote {} bytes in 4 ranges", map.mapped_bytes())), "{out}");
     assert!(out.contains("read back and verified"), "{out}");
     let written = target.bytes();
@@ -206,7 +225,8 @@ fn mounted_device_is_refused_and_left_alone() {
     std::fs::create_dir(&mnt).expect("mount point");
     run_ok(Command::new("mount").arg(&target.device).arg(&mnt));
     let before = target.bytes();
-    let out = run(baseimg().arg("flash").arg(dir.path().join("t.img")).arg(&target.device).arg("--yes"));
+    let out =
+        run(baseimg().arg("flash").arg(dir.path().join("t.img")).arg(&target.device).arg("--yes"));
     let err = String::from_utf8_lossy(&out.stderr);
     run_ok(Command::new("umount").arg(&mnt));
     assert_eq!(out.status.code(), Some(2), "{err}");
@@ -220,7 +240,8 @@ fn flash_without_a_terminal_or_yes_asks_for_yes() {
     let (img, _) = make_outputs(dir.path());
     let existing = dir.path().join("existing.img");
     std::fs::write(&existing, b"keep me").expect("existing file");
-    let out = run(baseimg().arg("flash").arg(&img).arg(&existing).stdin(std::process::Stdio::null()));
+    let out =
+        run(baseimg().arg("flash").arg(&img).arg(&existing).stdin(std::process::Stdio::null()));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("pass --yes"), "{err}");

@@ -95,7 +95,12 @@ fn plan(opts: &FlashOptions, compressed: bool) -> anyhow::Result<Plan> {
             .iter()
             .map(|r| {
                 let (start, end) = r.bytes(map.block_size, map.image_size);
-                PlannedRange { label: format!("blocks {}", r.label()), start, end, sha256: Some(r.sha256.clone()) }
+                PlannedRange {
+                    label: format!("blocks {}", r.label()),
+                    start,
+                    end,
+                    sha256: Some(r.sha256.clone()),
+                }
             })
             .collect();
         let source_note = format!(
@@ -108,7 +113,8 @@ fn plan(opts: &FlashOptions, compressed: bool) -> anyhow::Result<Plan> {
     }
     anyhow::ensure!(opts.bmap.is_none(), "bmap `{}` does not exist", bmap_path.display());
     let image_size = image_size(&opts.image, compressed)?;
-    let whole = PlannedRange { label: "the whole image".into(), start: 0, end: image_size, sha256: None };
+    let whole =
+        PlannedRange { label: "the whole image".into(), start: 0, end: image_size, sha256: None };
     let source_note = format!(
         "no bmap at `{}`: writing the whole image ({image_size} bytes)",
         bmap_path.display()
@@ -130,8 +136,10 @@ fn image_size(path: &Path, compressed: bool) -> anyhow::Result<u64> {
         return Ok(meta.len());
     }
     let mut header = [0u8; 18];
-    let file = std::fs::File::open(path).with_context(|| format!("opening `{}`", path.display()))?;
-    let n = file.read_at(&mut header, 0).with_context(|| format!("reading `{}`", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("opening `{}`", path.display()))?;
+    let n =
+        file.read_at(&mut header, 0).with_context(|| format!("reading `{}`", path.display()))?;
     match zstd::zstd_safe::get_frame_content_size(&header[..n]) {
         Ok(Some(size)) => Ok(size),
         _ => anyhow::bail!(
@@ -209,9 +217,14 @@ fn write_ranges(
     let writes_head = plan.ranges.first().is_some_and(|r| r.start == 0);
     if writes_head {
         let head = (HEAD.min(plan.image_size)) as usize;
-        file.write_all_at(&vec![0u8; head], 0)
-            .and_then(|()| file.sync_data())
-            .with_context(|| format!("clearing the first block of `{}`; nothing else was written", path.display()))?;
+        file.write_all_at(&vec![0u8; head], 0).and_then(|()| file.sync_data()).with_context(
+            || {
+                format!(
+                    "clearing the first block of `{}`; nothing else was written",
+                    path.display()
+                )
+            },
+        )?;
     }
     let mut held = Vec::new();
     let mut hashes = Vec::new();
@@ -221,13 +234,22 @@ fn write_ranges(
     let mut progress = progress::Progress::new("writing", total);
     for r in &plan.ranges {
         let written = write_range(r, pos, reader, file, &mut buf, &mut held, &mut progress)
-            .with_context(|| format!("writing {} (bytes {}..{}) of `{}`; {INCOMPLETE}", r.label, r.start, r.end, path.display()))?;
+            .with_context(|| {
+                format!(
+                    "writing {} (bytes {}..{}) of `{}`; {INCOMPLETE}",
+                    r.label,
+                    r.start,
+                    r.end,
+                    path.display()
+                )
+            })?;
         hashes.push(written);
         pos = r.end;
     }
     if writes_head {
-        file.write_all_at(&held, 0)
-            .with_context(|| format!("writing the first block of `{}`; {INCOMPLETE}", path.display()))?;
+        file.write_all_at(&held, 0).with_context(|| {
+            format!("writing the first block of `{}`; {INCOMPLETE}", path.display())
+        })?;
     }
     file.sync_all().with_context(|| format!("flushing `{}`; {INCOMPLETE}", path.display()))?;
     progress.finish();
@@ -253,7 +275,8 @@ fn write_range(
         let chunk = &buf[..want];
         let skip_head = if at < HEAD { (HEAD - at).min(want as u64) as usize } else { 0 };
         held.extend_from_slice(&chunk[..skip_head]);
-        file.write_all_at(&chunk[skip_head..], at + skip_head as u64).context("writing the target")?;
+        file.write_all_at(&chunk[skip_head..], at + skip_head as u64)
+            .context("writing the target")?;
         at += want as u64;
         progress.advance(want as u64);
     }
@@ -269,7 +292,12 @@ fn write_range(
 }
 
 /// Drops the target's cached pages and reads every range back from the device.
-fn read_back(plan: &Plan, hashes: &[String], file: &std::fs::File, path: &Path) -> anyhow::Result<()> {
+fn read_back(
+    plan: &Plan,
+    hashes: &[String],
+    file: &std::fs::File,
+    path: &Path,
+) -> anyhow::Result<()> {
     let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed);
     let mut buf = vec![0u8; 4 << 20];
     let total = plan.ranges.iter().map(|r| r.end - r.start).sum();
@@ -279,8 +307,9 @@ fn read_back(plan: &Plan, hashes: &[String], file: &std::fs::File, path: &Path) 
         let mut at = r.start;
         while at < r.end {
             let want = (r.end - at).min(buf.len() as u64) as usize;
-            file.read_exact_at(&mut buf[..want], at)
-                .with_context(|| format!("reading back {} of `{}`; {INCOMPLETE}", r.label, path.display()))?;
+            file.read_exact_at(&mut buf[..want], at).with_context(|| {
+                format!("reading back {} of `{}`; {INCOMPLETE}", r.label, path.display())
+            })?;
             hasher.update(&buf[..want]);
             at += want as u64;
             progress.advance(want as u64);

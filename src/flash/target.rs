@@ -107,8 +107,8 @@ impl Disk {
 }
 
 fn check_unused(path: &Path, disk: &Disk) -> anyhow::Result<()> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-        .context("reading /proc/self/mountinfo")?;
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
     for mount in mounts(&mountinfo) {
         if disk.devs.contains(&mount.dev) {
             anyhow::bail!(
@@ -122,9 +122,13 @@ fn check_unused(path: &Path, disk: &Disk) -> anyhow::Result<()> {
     let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
     for swap in swaps.lines().skip(1).filter_map(|l| l.split_whitespace().next()) {
         if let Ok(meta) = std::fs::metadata(swap) {
-            let dev = format!("{}:{}", rustix::fs::major(meta.rdev()), rustix::fs::minor(meta.rdev()));
+            let dev =
+                format!("{}:{}", rustix::fs::major(meta.rdev()), rustix::fs::minor(meta.rdev()));
             if meta.file_type().is_block_device() && disk.devs.contains(&dev) {
-                anyhow::bail!("`{}` is in use as swap ({swap}); nothing was written", path.display());
+                anyhow::bail!(
+                    "`{}` is in use as swap ({swap}); nothing was written",
+                    path.display()
+                );
             }
         }
     }
@@ -215,7 +219,10 @@ mod tests {
     fn missing_device_path_is_not_created() {
         let err = inspect(Path::new("/dev/baseimg-no-such-disk"), false).unwrap_err();
         assert!(err.to_string().contains("does not exist"), "{err}");
-        assert_eq!(inspect(Path::new("/tmp/baseimg-new-target-x.img"), false).ok(), Some(Target::NewFile));
+        assert_eq!(
+            inspect(Path::new("/tmp/baseimg-new-target-x.img"), false).ok(),
+            Some(Target::NewFile)
+        );
     }
 
     #[test]

@@ -180,19 +180,19 @@ pub fn parse(text: &str) -> anyhow::Result<Bmap> {
     let kind = fields.get("ChecksumType")?;
     anyhow::ensure!(kind == "sha256", "checksum type `{kind}` is not supported (only sha256)");
     let own = fields.get("BmapFileChecksum")?;
-    let expected = crate::fsutil::sha256_bytes(
-        text.replacen(own, &"0".repeat(own.len()), 1).as_bytes(),
-    );
+    let expected =
+        crate::fsutil::sha256_bytes(text.replacen(own, &"0".repeat(own.len()), 1).as_bytes());
     anyhow::ensure!(
         own == expected,
         "the bmap's own checksum does not match its content (damaged or edited file)"
     );
+    let mapped = number(fields.get("MappedBlocksCount")?, "MappedBlocksCount")?;
     let bmap = Bmap {
         image_size: number(fields.get("ImageSize")?, "ImageSize")?,
         block_size: number(fields.get("BlockSize")?, "BlockSize")?,
         ranges: fields.ranges,
     };
-    check_consistent(&bmap, number(fields.get("MappedBlocksCount")?, "MappedBlocksCount")?)?;
+    check_consistent(&bmap, mapped)?;
     Ok(bmap)
 }
 

@@ -38,9 +38,8 @@ pub fn compress_with(image: &Path, out: &Path, threads: u32) -> anyhow::Result<u
         std::fs::File::create(out).with_context(|| format!("creating `{}`", out.display()))?;
     let mut encoder = encoder(std::io::BufWriter::new(output), threads.max(1), len)
         .context("setting up the zstd encoder")?;
-    feed(&input, len, &mut encoder).with_context(|| {
-        format!("compressing `{}` into `{}`", image.display(), out.display())
-    })?;
+    feed(&input, len, &mut encoder)
+        .with_context(|| format!("compressing `{}` into `{}`", image.display(), out.display()))?;
     let file = encoder
         .finish()
         .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
@@ -118,7 +117,10 @@ pub fn open_image(path: &Path) -> anyhow::Result<ImageReader> {
         decoder.window_log_max(WINDOW_LOG.max(27))?;
         return Ok(ImageReader { reader: Box::new(decoder), compressed: true });
     }
-    Ok(ImageReader { reader: Box::new(std::io::BufReader::with_capacity(1 << 20, file)), compressed: false })
+    Ok(ImageReader {
+        reader: Box::new(std::io::BufReader::with_capacity(1 << 20, file)),
+        compressed: false,
+    })
 }
 
 #[cfg(test)]
@@ -131,7 +133,9 @@ mod tests {
         let mut data = Vec::new();
         let mut i = 0u64;
         while data.len() < 40 << 20 {
-            data.extend(format!("line {i} of a sample image, value {}\n", i * 7919 % 104729).bytes());
+            data.extend(
+                format!("line {i} of a sample image, value {}\n", i * 7919 % 104729).bytes(),
+            );
             i += 1;
         }
         file.as_file().write_all_at(&data, 1 << 20).expect("write");

@@ -192,7 +192,10 @@ mod tests {
     #[test]
     fn debian_names_become_spdx_expressions() {
         assert_eq!(expr("GPL-2+").as_deref(), Some("GPL-2.0-or-later"));
-        assert_eq!(expr("GPL-1+ or Artistic").as_deref(), Some("GPL-1.0-or-later OR Artistic-1.0-Perl"));
+        assert_eq!(
+            expr("GPL-1+ or Artistic").as_deref(),
+            Some("GPL-1.0-or-later OR Artistic-1.0-Perl")
+        );
         assert_eq!(
             expr("GPL-1+ or Artistic, and BSD-3-clause").as_deref(),
             Some("(GPL-1.0-or-later OR Artistic-1.0-Perl) AND BSD-3-Clause")

@@ -32,9 +32,8 @@ pub struct SbomInput<'a> {
 pub fn write(rootfs_tar: &Path, input: &SbomInput) -> anyhow::Result<Vec<u8>> {
     let files = read_tar(rootfs_tar)
         .with_context(|| format!("reading package data from `{}`", rootfs_tar.display()))?;
-    let status = files
-        .status
-        .with_context(|| format!("`{}` has no /{STATUS}", rootfs_tar.display()))?;
+    let status =
+        files.status.with_context(|| format!("`{}` has no /{STATUS}", rootfs_tar.display()))?;
     let packages = installed(&status);
     anyhow::ensure!(!packages.is_empty(), "/{STATUS} lists no installed package");
     let doc = document(&packages, &files.copyrights, input);
@@ -50,7 +49,8 @@ struct TarFiles {
 }
 
 fn read_tar(path: &Path) -> anyhow::Result<TarFiles> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening `{}`", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("opening `{}`", path.display()))?;
     let mut archive = tar::Archive::new(std::io::BufReader::with_capacity(1 << 20, file));
     let mut out = TarFiles { status: None, copyrights: BTreeMap::new() };
     let mut links = BTreeMap::new();
@@ -140,7 +140,8 @@ fn document(
         relationships.push(relationship("SPDXRef-Image", "CONTAINS", &spdx_id(p)));
         entries.push(entry);
     }
-    let extracted: Vec<serde_json::Value> = refs.iter().map(|r| license::extracted_info(r)).collect();
+    let extracted: Vec<serde_json::Value> =
+        refs.iter().map(|r| license::extracted_info(r)).collect();
     let namespace = namespace(input, &entries);
     json!({
         "spdxVersion": "SPDX-2.3",
@@ -173,7 +174,11 @@ fn image_entry(input: &SbomInput) -> serde_json::Value {
     })
 }
 
-fn package_entry(p: &Package, license: Option<&str>, deb_sha256: Option<&str>) -> serde_json::Value {
+fn package_entry(
+    p: &Package,
+    license: Option<&str>,
+    deb_sha256: Option<&str>,
+) -> serde_json::Value {
     let mut entry = json!({
         "SPDXID": spdx_id(p),
         "name": p.name,
@@ -198,10 +203,16 @@ fn package_entry(p: &Package, license: Option<&str>, deb_sha256: Option<&str>) -
         fields.insert("homepage".into(), json!(home));
     }
     if let Some(source) = &p.source {
-        fields.insert("sourceInfo".into(), json!(format!("built from Debian source package {source}")));
+        fields.insert(
+            "sourceInfo".into(),
+            json!(format!("built from Debian source package {source}")),
+        );
     }
     if let Some(sha) = deb_sha256 {
-        fields.insert("packageFileName".into(), json!(format!("{}_{}_{}.deb", p.name, p.version.replace(':', "%3a"), p.architecture)));
+        fields.insert(
+            "packageFileName".into(),
+            json!(format!("{}_{}_{}.deb", p.name, p.version.replace(':', "%3a"), p.architecture)),
+        );
         fields.insert("checksums".into(), json!([{ "algorithm": "SHA256", "checksumValue": sha }]));
     }
     entry
@@ -209,7 +220,10 @@ fn package_entry(p: &Package, license: Option<&str>, deb_sha256: Option<&str>) -
 
 /// An SPDX element id: letters, digits, `.` and `-` only.
 fn spdx_id(p: &Package) -> String {
-    let clean = |s: &str| s.replace('+', "plus").replace(|c: char| !c.is_ascii_alphanumeric() && c != '.' && c != '-', "-");
+    let clean = |s: &str| {
+        s.replace('+', "plus")
+            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '.' && c != '-', "-")
+    };
     format!("SPDXRef-deb-{}-{}", clean(&p.name), clean(&p.architecture))
 }
 
@@ -267,7 +281,8 @@ pub fn rfc3339(epoch: u64) -> String {
 mod tests {
     use super::*;
 
-    const STATUS_TEXT: &str = "Package: zlib1g\nStatus: install ok installed\nArchitecture: arm64\n\
+    const STATUS_TEXT: &str =
+        "Package: zlib1g\nStatus: install ok installed\nArchitecture: arm64\n\
         Source: zlib\nVersion: 1:1.2.13.dfsg-1\nDescription: compression library\n more text\n\n\
         Package: gone\nStatus: deinstall ok config-files\nArchitecture: arm64\nVersion: 1\n\n\
         Package: bash\nStatus: install ok installed\nArchitecture: arm64\nVersion: 5.2.15-2+b7\n";
@@ -309,7 +324,10 @@ mod tests {
         assert_eq!(one, document(&pkgs, &copyrights, &input));
         let bash = &one["packages"][1];
         assert_eq!(bash["licenseDeclared"], "GPL-3.0-or-later AND LicenseRef-Debian-public-domain");
-        assert_eq!(one["hasExtractedLicensingInfos"][0]["licenseId"], "LicenseRef-Debian-public-domain");
+        assert_eq!(
+            one["hasExtractedLicensingInfos"][0]["licenseId"],
+            "LicenseRef-Debian-public-domain"
+        );
         assert_eq!(one["packages"][2]["licenseDeclared"], "NOASSERTION");
     }
 }
