@@ -250,3 +250,30 @@ fn flash_without_a_terminal_or_yes_asks_for_yes() {
     assert!(err.contains("pass --yes"), "{err}");
     assert_eq!(std::fs::read(&existing).expect("read"), b"keep me");
 }
+
+#[test]
+fn image_is_not_flashed_onto_itself() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (img, _) = make_outputs(dir.path());
+    let before = baseimg::fsutil::sha256_file(&img).expect("hash");
+    let out = run(baseimg().arg("flash").arg(&img).arg(&img).arg("--yes"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("is the image itself"), "{err}");
+    assert_eq!(baseimg::fsutil::sha256_file(&img).expect("hash"), before);
+}
+
+#[test]
+fn flash_into_a_new_file_without_a_bmap_writes_the_whole_image() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (img, _) = make_outputs(dir.path());
+    std::fs::remove_file(dir.path().join("t.img.bmap")).expect("drop the bmap");
+    let copy = dir.path().join("copy.img");
+    let out = run(baseimg().arg("flash").arg(dir.path().join("t.img.zst")).arg(&copy));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("no bmap at"), "the whole-image write is stated: {err}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with(&format!("wrote {IMAGE_SIZE} bytes in 1 ranges")), "{stdout}");
+    assert!(std::fs::read(&copy).expect("copy") == std::fs::read(&img).expect("image"));
+}

@@ -69,6 +69,7 @@ pub fn flash(opts: &FlashOptions) -> anyhow::Result<FlashSummary> {
     let mut image = compress::open_image(&opts.image)?;
     let plan = plan(opts, image.compressed)?;
     let target = target::inspect(&opts.target, opts.force)?;
+    refuse_same_file(&opts.image, &opts.target)?;
     check_size(&target, &opts.target, plan.image_size)?;
     confirm(opts, &target, &plan)?;
     let file = open_target(&opts.target, &target, plan.image_size)?;
@@ -147,6 +148,20 @@ fn image_size(path: &Path, compressed: bool) -> anyhow::Result<u64> {
             path.display()
         ),
     }
+}
+
+/// Writing an image onto itself would destroy it while it is read.
+fn refuse_same_file(image: &Path, target: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(a), Ok(b)) = (std::fs::metadata(image), std::fs::metadata(target)) else {
+        return Ok(());
+    };
+    anyhow::ensure!(
+        (a.dev(), a.ino()) != (b.dev(), b.ino()),
+        "`{}` is the image itself; nothing was written",
+        target.display()
+    );
+    Ok(())
 }
 
 fn check_size(target: &Target, path: &Path, image_size: u64) -> anyhow::Result<()> {
