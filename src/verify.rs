@@ -216,7 +216,7 @@ fn bmap_ranges(bmap_path: &Path, source: &Path) -> anyhow::Result<Outcome> {
             map.image_size
         );
     }
-    let bad = bmap::check_stream(&map, &mut image.reader)
+    let bad = bmap::check_stream(&map, &mut image)
         .with_context(|| format!("reading `{}`", source.display()))?;
     let file = source.file_name().unwrap_or_default().to_string_lossy();
     if bad.is_empty() {

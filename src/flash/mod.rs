@@ -8,7 +8,7 @@
 mod progress;
 pub mod target;
 
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -76,7 +76,7 @@ pub fn flash(opts: &FlashOptions) -> anyhow::Result<FlashSummary> {
     crate::progress::note(&plan.source_note);
 
     let start = Instant::now();
-    let hashes = write_ranges(&plan, &mut *image.reader, &file, &opts.target)?;
+    let hashes = write_ranges(&plan, &mut image, &file, &opts.target)?;
     let write_seconds = start.elapsed().as_secs_f64();
 
     let start = Instant::now();
@@ -225,7 +225,7 @@ fn open_target(path: &Path, target: &Target, image_size: u64) -> anyhow::Result<
 /// the sha256 of what was written per range.
 fn write_ranges(
     plan: &Plan,
-    reader: &mut dyn std::io::Read,
+    reader: &mut compress::ImageReader,
     file: &std::fs::File,
     path: &Path,
 ) -> anyhow::Result<Vec<String>> {
@@ -274,13 +274,13 @@ fn write_ranges(
 fn write_range(
     r: &PlannedRange,
     pos: u64,
-    reader: &mut dyn std::io::Read,
+    reader: &mut compress::ImageReader,
     file: &std::fs::File,
     buf: &mut [u8],
     held: &mut Vec<u8>,
     progress: &mut progress::Progress,
 ) -> anyhow::Result<String> {
-    bmap::skip(reader, r.start - pos, buf).context("reading the image")?;
+    reader.skip(r.start - pos, buf).context("reading the image (damaged or cut short?)")?;
     let mut hasher = Sha256::new();
     let mut at = r.start;
     while at < r.end {

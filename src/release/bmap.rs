@@ -306,13 +306,16 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 /// Hashes the mapped ranges of an image read in order from `reader` (a raw image, or the
 /// decompressed stream of a compressed one) and returns the ranges whose bytes differ.
-pub fn check_stream(bmap: &Bmap, reader: &mut dyn std::io::Read) -> anyhow::Result<Vec<Range>> {
+pub fn check_stream(
+    bmap: &Bmap,
+    reader: &mut super::compress::ImageReader,
+) -> anyhow::Result<Vec<Range>> {
     let mut pos = 0;
     let mut bad = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
     for r in &bmap.ranges {
         let (start, end) = r.bytes(bmap.block_size, bmap.image_size);
-        skip(reader, start - pos, &mut buf)?;
+        reader.skip(start - pos, &mut buf).context("the image ends early")?;
         let mut hasher = Sha256::new();
         copy_range(reader, end - start, &mut buf, |chunk| hasher.update(chunk))?;
         if hex::encode(hasher.finalize()) != r.sha256 {
@@ -321,11 +324,6 @@ pub fn check_stream(bmap: &Bmap, reader: &mut dyn std::io::Read) -> anyhow::Resu
         pos = end;
     }
     Ok(bad)
-}
-
-/// Reads and drops `count` bytes.
-pub fn skip(reader: &mut dyn std::io::Read, count: u64, buf: &mut [u8]) -> anyhow::Result<()> {
-    copy_range(reader, count, buf, |_| {})
 }
 
 /// Reads exactly `count` bytes, handing them on in chunks.
@@ -387,7 +385,7 @@ mod tests {
         let img = image_with(&[(1, 5), (4, 6)], 6);
         let bmap = create(img.path()).expect("bmap");
         img.as_file().write_all_at(b"x", 4 * BLOCK_SIZE + 10).expect("damage");
-        let mut reader = std::fs::File::open(img.path()).expect("open");
+        let mut reader = super::super::compress::open_image(img.path()).expect("open");
         let bad = check_stream(&bmap, &mut reader).expect("check");
         assert_eq!(bad.iter().map(Range::label).collect::<Vec<_>>(), ["4"]);
     }

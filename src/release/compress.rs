@@ -99,28 +99,59 @@ pub fn threads() -> u32 {
 /// An image opened for reading in order, decompressed when it is zstd (told by its first
 /// bytes, not its name).
 pub struct ImageReader {
-    pub reader: Box<dyn Read>,
+    source: Source,
     pub compressed: bool,
+}
+
+enum Source {
+    Raw(std::io::BufReader<std::fs::File>),
+    Zstd(Box<zstd::stream::read::Decoder<'static, std::io::BufReader<std::fs::File>>>),
+}
+
+impl Read for ImageReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match &mut self.source {
+            Source::Raw(r) => r.read(buf),
+            Source::Zstd(r) => r.read(buf),
+        }
+    }
+}
+
+impl ImageReader {
+    /// Moves `count` bytes on: a seek in a raw image, decompressing and dropping in a
+    /// compressed one.
+    pub fn skip(&mut self, count: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        match &mut self.source {
+            Source::Raw(raw) => {
+                raw.seek_relative(i64::try_from(count).map_err(std::io::Error::other)?)
+            }
+            Source::Zstd(decoder) => {
+                let mut left = count;
+                while left > 0 {
+                    let want = left.min(buf.len() as u64) as usize;
+                    decoder.read_exact(&mut buf[..want])?;
+                    left -= want as u64;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Opens a raw or zstd-compressed image.
 pub fn open_image(path: &Path) -> anyhow::Result<ImageReader> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("opening `{}`", path.display()))?;
+    let open =
+        || std::fs::File::open(path).with_context(|| format!("opening `{}`", path.display()));
     let mut magic = [0u8; 4];
-    let n = file.read(&mut magic).with_context(|| format!("reading `{}`", path.display()))?;
-    let file =
-        std::fs::File::open(path).with_context(|| format!("opening `{}`", path.display()))?;
+    let n = open()?.read(&mut magic).with_context(|| format!("reading `{}`", path.display()))?;
     if n == 4 && magic == ZSTD_MAGIC {
-        let mut decoder = zstd::stream::read::Decoder::new(file)
+        let mut decoder = zstd::stream::read::Decoder::new(open()?)
             .with_context(|| format!("starting to decompress `{}`", path.display()))?;
         decoder.window_log_max(WINDOW_LOG)?;
-        return Ok(ImageReader { reader: Box::new(decoder), compressed: true });
+        return Ok(ImageReader { source: Source::Zstd(Box::new(decoder)), compressed: true });
     }
-    Ok(ImageReader {
-        reader: Box::new(std::io::BufReader::with_capacity(1 << 20, file)),
-        compressed: false,
-    })
+    let raw = std::io::BufReader::with_capacity(1 << 20, open()?);
+    Ok(ImageReader { source: Source::Raw(raw), compressed: false })
 }
 
 #[cfg(test)]
@@ -166,7 +197,7 @@ mod tests {
         let mut opened = open_image(&out).expect("open");
         assert!(opened.compressed);
         let mut back = Vec::new();
-        opened.reader.read_to_end(&mut back).expect("decompress");
+        opened.read_to_end(&mut back).expect("decompress");
         assert_eq!(back, std::fs::read(img.path()).expect("read"));
     }
 }
