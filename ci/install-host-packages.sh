@@ -34,6 +34,8 @@ apt-get install -y -qq --no-install-recommends \
     fdisk util-linux tar zstd xz-utils bc debian-archive-keyring \
     iptables gcc-aarch64-linux-gnu libc6-dev-arm64-cross nginx-light openssl \
     >/dev/null
+# Release checks: bmaptool accepts our block maps, ssh-keygen our signatures.
+apt-get install -y -qq --no-install-recommends bmap-tools openssh-client >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports \
     e2fsprogs libarchive13 >/dev/null
 apt-get install -y -qq --no-install-recommends \

@@ -44,6 +44,26 @@ pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// The byte ranges of a file that may hold data, in order: everything outside them is a
+/// hole and reads as zeros. On a file system that cannot tell, the whole file is one range.
+pub fn data_segments(file: &std::fs::File, len: u64) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < len {
+        let data = next_data(file, pos, len);
+        if data >= len {
+            break;
+        }
+        let hole = match next_hole(file, data) {
+            Some(hole) if hole > data => hole.min(len),
+            _ => len,
+        };
+        out.push((data, hole));
+        pos = hole;
+    }
+    out
+}
+
 /// The next offset holding data: `len` when only a hole follows, `from` itself when the file
 /// system cannot tell (then everything is read).
 fn next_data(file: &std::fs::File, from: u64, len: u64) -> u64 {

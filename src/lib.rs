@@ -10,6 +10,10 @@
 //! - [`fsutil`]: atomic writes, hashing, tree walks.
 //! - [`audit`]: hardening controls checked on an image, a rootfs tarball or a folder.
 //! - [`device`]: the owner's client for a running appliance.
+//! - [`release`]: release artifacts: compressed image, block map, SBOM.
+//! - [`sign`]: `baseimg sign`, an SSH signature over `SHA256SUMS`.
+//! - [`verify`]: `baseimg verify`, the signature, checksums and block map of an output folder.
+//! - [`flash`]: `baseimg flash`, an image onto a disk, mapped blocks only, read back.
 //! - [`render_cmd`]: `baseimg render`, the overlay alone for review.
 //! - [`rebuild`]: `baseimg verify --rebuild`, an output folder built again and compared.
 //! - [`run`]: `baseimg run`, a built `qemu-arm64` image booted on a private LAN.
@@ -18,14 +22,18 @@ pub mod audit;
 pub mod board;
 pub mod build;
 pub mod device;
+pub mod flash;
 pub mod fsutil;
 pub mod profile;
 pub mod progress;
 pub mod rebuild;
+pub mod release;
 pub mod render_cmd;
 pub mod run;
 pub mod runner;
+pub mod sign;
 pub mod sshkey;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 

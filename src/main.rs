@@ -35,11 +35,24 @@ enum Command {
     Render(RenderArgs),
     /// Check every hardening control on an image, a rootfs tarball or a folder.
     Audit(baseimg::audit::AuditArgs),
-    /// Check an output folder: every file against SHA256SUMS; with --rebuild, build the image
-    /// again from its manifest and compare every output byte for byte.
+    /// Sign an output folder's SHA256SUMS with an SSH key (writes SHA256SUMS.sig).
     ///
-    /// Exit codes: 0 all outputs match, 1 something differs (named), 2 unusable input.
+    /// The signature is OpenSSH's (namespace `file`); check it with `baseimg verify --signer`
+    /// or `ssh-keygen -Y verify -f allowed_signers -I <id> -n file -s SHA256SUMS.sig <
+    /// SHA256SUMS`.
+    Sign(SignArgs),
+    /// Check an output folder: the signature, every checksum, and each bmap's ranges; with
+    /// --rebuild, build the image again from its manifest and compare every output.
+    ///
+    /// Prints one line per check (per output with --rebuild). Exit codes: 0 all passed, 1 a
+    /// check failed or an output differs, 2 the folder or the signers file could not be read.
     Verify(VerifyArgs),
+    /// Write an image (raw or .zst) onto a disk, only the blocks its bmap maps, then read
+    /// them back and check them.
+    ///
+    /// Refuses a mounted disk, the system disk, or a target that is neither a block device
+    /// nor a regular file (unless --force). Asks before writing unless --yes.
+    Flash(FlashArgs),
     /// Talk to a running appliance: discover, pair, manage.
     Device(baseimg::device::DeviceArgs),
     /// Boot a built qemu-arm64 image under qemu-system-aarch64 on a private LAN.
@@ -77,28 +90,6 @@ struct BuildArgs {
 }
 
 #[derive(Debug, clap::Args)]
-struct VerifyArgs {
-    /// Output folder of a build (holding SHA256SUMS and manifest.json).
-    #[arg(value_name = "OUTPUT_DIR")]
-    dir: PathBuf,
-    /// Build again from the manifest (same profile, project files and keys) in a scratch
-    /// folder and compare every output; for the root filesystem, name the files that differ.
-    /// Run it from a checkout of the revision that made the image. Needs root.
-    #[arg(long)]
-    rebuild: bool,
-    /// With --rebuild: install the Debian base anew in an empty cache instead of using the
-    /// cached one (slow: the whole base is made again).
-    #[arg(long, requires = "rebuild")]
-    cold: bool,
-    /// With --rebuild: keep the rebuild in this folder [default: a temporary folder]
-    #[arg(long, value_name = "DIR", requires = "rebuild")]
-    scratch: Option<PathBuf>,
-    /// Cache folder for Debian bases [default: $BASEIMG_CACHE_DIR or ~/.cache/baseimg]
-    #[arg(long, value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
-}
-
-#[derive(Debug, clap::Args)]
 struct RunArgs {
     /// Profile name (image-profiles/NAME.toml) or path; its board must be qemu-arm64.
     #[arg(long, default_value = "qemu-arm64", value_name = "NAME|PATH")]
@@ -118,6 +109,65 @@ struct RunArgs {
     /// Write to the image instead of a throw-away overlay.
     #[arg(long)]
     write: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct SignArgs {
+    /// OpenSSH private key file (unencrypted).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// Output folder holding SHA256SUMS.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    /// Output folder (or downloaded release) holding SHA256SUMS.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// OpenSSH allowed signers file; the signature must be by one of its keys.
+    #[arg(long, value_name = "FILE")]
+    signer: Option<PathBuf>,
+    /// Skip files SHA256SUMS lists that are not in the folder, instead of failing.
+    #[arg(long)]
+    ignore_missing: bool,
+    /// Instead: build again from the manifest (same profile, project files and keys) in a
+    /// scratch folder and compare every output; for the root filesystem, name the entries
+    /// that differ. Run it from a checkout of the revision that made the image. Needs root.
+    #[arg(long, conflicts_with_all = ["signer", "ignore_missing"])]
+    rebuild: bool,
+    /// With --rebuild: install the Debian base anew in an empty cache instead of using the
+    /// cached one (slow: the whole base is made again).
+    #[arg(long, requires = "rebuild")]
+    cold: bool,
+    /// With --rebuild: keep the rebuild in this folder [default: a temporary folder]
+    #[arg(long, value_name = "DIR", requires = "rebuild")]
+    scratch: Option<PathBuf>,
+    /// With --rebuild: cache folder for Debian bases [default: $BASEIMG_CACHE_DIR or
+    /// ~/.cache/baseimg]
+    #[arg(long, value_name = "DIR", requires = "rebuild")]
+    cache_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct FlashArgs {
+    /// The image: raw (.img) or zstd-compressed (.img.zst).
+    #[arg(value_name = "IMAGE")]
+    image: PathBuf,
+    /// The disk to write (/dev/sdX, /dev/mmcblkN, /dev/loopN) or a file.
+    #[arg(value_name = "DEVICE")]
+    target: PathBuf,
+    /// Block map [default: <image>.bmap beside the image; without one the whole image is
+    /// written]
+    #[arg(long, value_name = "FILE")]
+    bmap: Option<PathBuf>,
+    /// Do not ask before overwriting.
+    #[arg(long)]
+    yes: bool,
+    /// Write a target that is neither a block device nor a regular file.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -181,8 +231,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             baseimg::render_cmd::render(&opts)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit(args) => baseimg::audit::run(args),
-        Command::Verify(a) => {
+        Command::Sign(a) => {
+            let opts = baseimg::sign::SignOptions { dir: a.dir, key: a.key };
+            let fingerprint = baseimg::sign::sign(&opts)?;
+            eprintln!(
+                "baseimg: signed {} with {fingerprint}",
+                opts.dir.join("SHA256SUMS").display()
+            );
+            println!("{}", opts.dir.join(baseimg::sign::SIG).display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify(a) if a.rebuild => {
             let opts = baseimg::rebuild::RebuildOptions {
                 project,
                 out_dir: a.dir,
@@ -190,11 +249,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cache_dir: a.cache_dir,
                 cold: a.cold,
             };
-            let report = if a.rebuild {
-                baseimg::rebuild::rebuild(&opts)?
-            } else {
-                baseimg::rebuild::check_sums(&opts.out_dir)?
-            };
+            let report = baseimg::rebuild::rebuild(&opts)?;
             print!("{}", report.render());
             Ok(if report.all_same() {
                 ExitCode::SUCCESS
@@ -202,6 +257,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(baseimg::EXIT_CHECK_FAILED)
             })
         }
+        Command::Verify(a) => {
+            let opts = baseimg::verify::VerifyOptions {
+                dir: a.dir,
+                signer: a.signer,
+                ignore_missing: a.ignore_missing,
+            };
+            baseimg::verify::run(&opts)
+        }
+        Command::Flash(a) => {
+            let opts = baseimg::flash::FlashOptions {
+                image: a.image,
+                target: a.target,
+                bmap: a.bmap,
+                yes: a.yes,
+                force: a.force,
+            };
+            let done = baseimg::flash::flash(&opts)?;
+            println!(
+                "wrote {} bytes in {} ranges to {} in {:.1}s, read back and verified in {:.1}s",
+                done.bytes_written,
+                done.ranges,
+                opts.target.display(),
+                done.write_seconds,
+                done.verify_seconds
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(args) => baseimg::audit::run(args),
         Command::Device(args) => baseimg::device::run(args),
         Command::Run(a) => {
             let loaded = baseimg::profile::load(&baseimg::profile::resolve(&project, &a.profile))?;

@@ -117,27 +117,6 @@ impl Scratch {
     }
 }
 
-/// Checks every file `SHA256SUMS` lists against its checksum, without rebuilding.
-pub fn check_sums(out_dir: &Path) -> anyhow::Result<Report> {
-    let sums = read_sums(&out_dir.join(crate::build::publish::SUMS))?;
-    let mut report = Report { labels: ("listed", "found"), ..Report::default() };
-    for (name, expected) in sums {
-        let path = out_dir.join(&name);
-        let outcome = if !path.exists() {
-            Outcome::Missing
-        } else {
-            let found = crate::fsutil::sha256_file(&path)?;
-            if found == expected {
-                Outcome::Same
-            } else {
-                Outcome::Differs { expected, found }
-            }
-        };
-        report.files.push((name, outcome));
-    }
-    Ok(report)
-}
-
 /// (file name, sha256) from a coreutils checksum file.
 fn read_sums(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
     let text = std::fs::read_to_string(path).with_context(|| {
@@ -430,19 +409,6 @@ mod tests {
         assert_eq!(report.files[1], ("manifest.json".to_string(), Outcome::Same));
         assert!(report.details[0].starts_with("x.rootfs.tar: differs: etc/hostname"), "{report:?}");
         assert_eq!(report.details.len(), 1, "{report:?}");
-    }
-
-    #[test]
-    fn checksum_check_names_a_changed_output() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        output_dir(dir.path(), b"base\n");
-        assert!(check_sums(dir.path()).expect("check").all_same());
-        let tar = dir.path().join("x.rootfs.tar");
-        let mut bytes = std::fs::read(&tar).expect("read");
-        bytes[600] ^= 1;
-        std::fs::write(&tar, bytes).expect("write");
-        let report = check_sums(dir.path()).expect("check");
-        assert!(report.render().contains("DIFFERS  x.rootfs.tar"), "{}", report.render());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Checks of a finished image from the outside, with the standard tools a user has:
-//! `sha256sum`, `sfdisk`, `debugfs`, and the board's original Debian package.
+//! `sha256sum`, `sfdisk`, `debugfs`, `zstd`, `bmaptool`, `ssh-keygen`, and the board's
+//! original Debian package.
 //!
 //! These need a built output folder, so they are ignored by default. Run them with
 //! `BASEIMG_IMAGE_DIR=out/rockpro64 cargo test --test real_image -- --ignored`
@@ -47,7 +48,99 @@ fn root_ls(dir: &str) -> String {
 #[ignore = "needs a built image: set BASEIMG_IMAGE_DIR"]
 fn checksums_verify_with_sha256sum() {
     let out = run(Command::new("sha256sum").arg("-c").arg("SHA256SUMS").current_dir(out_dir()));
-    assert_eq!(out.lines().filter(|l| l.ends_with(": OK")).count(), 3, "{out}");
+    assert_eq!(out.lines().filter(|l| l.ends_with(": OK")).count(), 6, "{out}");
+}
+
+/// The sha256 `SHA256SUMS` lists for `name`.
+fn listed_sha256(name: &str) -> String {
+    let sums = std::fs::read_to_string(out_dir().join("SHA256SUMS")).expect("SHA256SUMS");
+    let line = sums.lines().find(|l| l.ends_with(&format!("  {name}"))).expect("listed");
+    line.split_whitespace().next().expect("hash").to_string()
+}
+
+fn image_name() -> String {
+    manifest()["image"].as_str().expect("image name").to_string()
+}
+
+#[test]
+#[ignore = "needs a built image: set BASEIMG_IMAGE_DIR"]
+fn compressed_image_decompresses_to_the_image() {
+    let name = image_name();
+    let zst = out_dir().join(format!("{name}.img.zst"));
+    let out = run(Command::new("sh")
+        .arg("-c")
+        .arg(format!("zstd -q -d -c '{}' | sha256sum", zst.display())));
+    assert_eq!(out.split_whitespace().next(), Some(listed_sha256(&format!("{name}.img")).as_str()));
+}
+
+#[test]
+#[ignore = "needs a built image: set BASEIMG_IMAGE_DIR"]
+fn bmaptool_copy_of_the_compressed_image_reproduces_the_image() {
+    let name = image_name();
+    let tmp = tempfile::tempdir_in(out_dir().parent().expect("parent")).expect("tempdir");
+    let copy = tmp.path().join("copy.img");
+    run(Command::new("bmaptool")
+        .arg("copy")
+        .arg("--bmap")
+        .arg(out_dir().join(format!("{name}.img.bmap")))
+        .arg(out_dir().join(format!("{name}.img.zst")))
+        .arg(&copy));
+    // Unmapped blocks are zeros in the image and holes in the copy: the whole file matches.
+    let copied = baseimg::fsutil::sha256_file(&copy).expect("hash the copy");
+    assert_eq!(copied, listed_sha256(&format!("{name}.img")));
+}
+
+#[test]
+#[ignore = "needs a built image: set BASEIMG_IMAGE_DIR"]
+fn signed_outputs_verify_with_ssh_keygen_and_baseimg() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let release = tmp.path().join("release");
+    std::fs::create_dir(&release).expect("release dir");
+    for entry in std::fs::read_dir(out_dir()).expect("list outputs").flatten() {
+        if entry.path().is_file() && entry.file_name() != "SHA256SUMS.sig" {
+            std::os::unix::fs::symlink(entry.path(), release.join(entry.file_name()))
+                .expect("link");
+        }
+    }
+    std::fs::remove_file(release.join("SHA256SUMS")).expect("unlink");
+    std::fs::copy(out_dir().join("SHA256SUMS"), release.join("SHA256SUMS")).expect("copy sums");
+    let key = tmp.path().join("id_ed25519");
+    run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key));
+    let bin = env!("CARGO_BIN_EXE_baseimg");
+    run(Command::new(bin).arg("sign").arg("--key").arg(&key).arg(&release));
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+    let signers = tmp.path().join("allowed_signers");
+    std::fs::write(&signers, format!("ci@baseimg {public}")).expect("signers");
+    let sums = std::fs::File::open(release.join("SHA256SUMS")).expect("sums");
+    let mut verify = Command::new("ssh-keygen");
+    verify.args(["-Y", "verify", "-I", "ci@baseimg", "-n", "file", "-f"]).arg(&signers);
+    run(verify.arg("-s").arg(release.join("SHA256SUMS.sig")).stdin(sums));
+    let report = run(Command::new(bin).arg("verify").arg(&release).arg("--signer").arg(&signers));
+    println!("{report}");
+    assert!(report.contains("OK      SHA256SUMS.sig: good signature by ci@baseimg"), "{report}");
+    assert!(report.contains(".img.bmap ranges: "), "{report}");
+    assert_eq!(report.lines().filter(|l| l.starts_with("OK ")).count(), 8, "{report}");
+}
+
+#[test]
+#[ignore = "needs a built image: set BASEIMG_IMAGE_DIR"]
+fn sbom_lists_every_installed_package_with_licenses() {
+    let name = image_name();
+    let text = std::fs::read_to_string(out_dir().join(format!("{name}.spdx.json"))).expect("sbom");
+    let sbom: serde_json::Value = serde_json::from_str(&text).expect("sbom parses");
+    assert_eq!(sbom["spdxVersion"], "SPDX-2.3");
+    let m = manifest();
+    let epoch = m["source_date_epoch"].as_u64().expect("epoch");
+    assert_eq!(sbom["creationInfo"]["created"], baseimg::release::sbom::rfc3339(epoch));
+    let packages = sbom["packages"].as_array().expect("packages");
+    let listed = m["packages"].as_array().expect("manifest packages");
+    assert_eq!(packages.len(), listed.len() + 1, "every package plus the image");
+    for p in listed {
+        let found = packages.iter().find(|e| e["name"] == p["name"]).expect("package in SBOM");
+        assert_eq!(found["versionInfo"], p["version"]);
+    }
+    let bash = packages.iter().find(|e| e["name"] == "bash").expect("bash");
+    assert!(bash["licenseDeclared"].as_str().expect("license").contains("GPL-3.0-or-later"));
 }
 
 #[test]

@@ -1,6 +1,8 @@
-//! Publishing: the manifest, then every output renamed into place, `SHA256SUMS` last.
+//! Publishing: the manifest and the release artifacts (compressed image, block map, SBOM),
+//! then every output renamed into place, `SHA256SUMS` last.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::Context;
 use serde::Serialize;
@@ -10,6 +12,7 @@ use super::firmware::FirmwareMeta;
 use super::middleware::Binaries;
 use super::render::{BaseFacts, DiskIds};
 use super::{disk, BuildContext};
+use crate::release::{bmap, compress, sbom};
 
 /// Version of the manifest's layout.
 pub const MANIFEST_FORMAT: u32 = 1;
@@ -128,9 +131,11 @@ pub fn publish(ctx: &BuildContext, sources: &Sources, layout: &disk::Layout) -> 
     let manifest = ctx.work_dir.join("manifest.json");
     std::fs::write(&manifest, manifest_json(ctx, sources, layout)?)
         .with_context(|| format!("writing `{}`", manifest.display()))?;
-    let outputs = [ctx.image_path(), ctx.rootfs_path(), manifest];
-    let mut sums = String::new();
-    for path in &outputs {
+    let image_sha256 = crate::fsutil::sha256_file(&ctx.image_path())?;
+    let mut outputs = vec![ctx.image_path(), ctx.rootfs_path(), manifest];
+    outputs.extend(release_artifacts(ctx, sources.base, &image_sha256)?);
+    let mut sums = format!("{image_sha256}  {}\n", file_name(&ctx.image_path()));
+    for path in &outputs[1..] {
         let name = file_name(path);
         sums.push_str(&format!("{}  {name}\n", crate::fsutil::sha256_file(path)?));
     }
@@ -143,6 +148,51 @@ pub fn publish(ctx: &BuildContext, sources: &Sources, layout: &disk::Layout) -> 
     crate::fsutil::write_atomic(&ctx.out_dir.join(SUMS), sums.as_bytes())?;
     crate::progress::note(&format!("outputs in `{}`", ctx.out_dir.display()));
     Ok(())
+}
+
+/// Writes the compressed image, its block map and the SBOM into the work folder.
+fn release_artifacts(
+    ctx: &BuildContext,
+    base: &Base,
+    image_sha256: &str,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let image = ctx.image_path();
+    let image_file = file_name(&image);
+    let zst = ctx.work_dir.join(format!("{image_file}.zst"));
+    let start = Instant::now();
+    let size = compress::compress(&image, &zst)?;
+    let raw = std::fs::metadata(&image).map(|m| m.len()).unwrap_or(0);
+    crate::progress::note(&format!(
+        "{} is {size} bytes ({:.1}% of {raw}), zstd level {} in {:.1}s",
+        file_name(&zst),
+        size as f64 * 100.0 / raw.max(1) as f64,
+        compress::LEVEL,
+        start.elapsed().as_secs_f64()
+    ));
+
+    let map = bmap::create(&image)?;
+    let bmap_path = ctx.work_dir.join(format!("{image_file}.bmap"));
+    std::fs::write(&bmap_path, map.to_xml())
+        .with_context(|| format!("writing `{}`", bmap_path.display()))?;
+    crate::progress::note(&format!(
+        "{} maps {} of {} bytes in {} ranges",
+        file_name(&bmap_path),
+        map.mapped_bytes(),
+        map.image_size,
+        map.ranges.len()
+    ));
+
+    let input = sbom::SbomInput {
+        image_name: ctx.name(),
+        image_file: &image_file,
+        image_sha256,
+        epoch: ctx.epoch(),
+        packages: &base.meta.packages,
+    };
+    let spdx = ctx.work_dir.join(format!("{}.spdx.json", ctx.name()));
+    std::fs::write(&spdx, sbom::write(&ctx.rootfs_path(), &input)?)
+        .with_context(|| format!("writing `{}`", spdx.display()))?;
+    Ok(vec![zst, bmap_path, spdx])
 }
 
 /// The path relative to the project when it is inside it, so the manifest does not depend on
