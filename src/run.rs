@@ -60,8 +60,12 @@ impl LanNamespace {
     /// Creates namespace `name` with [`TAP`] at [`HOST_V4`] and dnsmasq leasing [`GUEST_V4`].
     pub fn create(name: &str, work_dir: &Path) -> anyhow::Result<Self> {
         let ip = |args: &[&str]| Cmd::new("ip").from_package("iproute2").args(args).run();
-        ip(&["netns", "add", name])
-            .with_context(|| format!("creating network namespace {name}"))?;
+        ip(&["netns", "add", name]).with_context(|| {
+            format!(
+                "creating network namespace {name} (if a killed run left it behind and no \
+                 machine uses it, remove it with `ip netns del {name}`)"
+            )
+        })?;
         let mut ns = Self { name: name.to_string(), dnsmasq: None };
         let host = format!("{HOST_V4}/24");
         ip(&["-n", name, "link", "set", "lo", "up"])?;
