@@ -63,11 +63,20 @@ fn built_image() -> (PathBuf, Profile) {
     (out_dir().join(format!("{name}.img")), loaded.profile)
 }
 
-/// The private key whose public half the image was built with.
+/// The private key whose public half the image was built with, copied to a file only its
+/// owner can read: ssh ignores a key that others can read, as a fresh checkout leaves it.
 fn owner_key() -> PathBuf {
-    std::env::var_os("BASEIMG_BOOT_KEY")
+    use std::os::unix::fs::PermissionsExt;
+    let source = std::env::var_os("BASEIMG_BOOT_KEY")
         .map(PathBuf::from)
-        .unwrap_or_else(|| project().join("tests/fixtures/boot-key/id_ed25519"))
+        .unwrap_or_else(|| project().join("tests/fixtures/boot-key/id_ed25519"));
+    let copy = std::env::temp_dir().join(format!("baseimg-boot-key-{}", std::process::id()));
+    if !copy.exists() {
+        let bytes = std::fs::read(&source).expect("owner key readable");
+        std::fs::write(&copy, bytes).expect("owner key copied");
+    }
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+    copy
 }
 
 fn ok(message: &str) {
