@@ -48,6 +48,11 @@ impl serde::Serialize for AuthorizedKey {
 impl<'de> serde::Deserialize<'de> for AuthorizedKey {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
+        if text.contains(['\n', '\r']) {
+            return Err(serde::de::Error::custom(
+                "an SSH key entry contains a line break; give one key per list entry",
+            ));
+        }
         let mut keys = parse_authorized_keys(&text).map_err(serde::de::Error::custom)?;
         match keys.len() {
             1 => Ok(keys.remove(0)),
@@ -103,6 +108,11 @@ fn parse_line(line: &str) -> Result<AuthorizedKey, String> {
     if line.chars().any(|c| c.is_control() && c != '\t') {
         return Err("the line contains control characters".into());
     }
+    if line.chars().any(is_bidi_control) {
+        return Err("the line contains a bidirectional text control (it can make the \
+                    comment or options display differently from what they are)"
+            .into());
+    }
     if line.len() > 16 * 1024 {
         return Err("the line is longer than 16 KiB".into());
     }
@@ -129,6 +139,11 @@ fn parse_line(line: &str) -> Result<AuthorizedKey, String> {
         algorithm: name,
         fingerprint: key.fingerprint(ssh_key::HashAlg::Sha256).to_string(),
     })
+}
+
+/// Unicode controls that reorder how text is displayed (embeddings, overrides, isolates).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
 }
 
 /// The algorithm name a key blob starts with, when the blob decodes that far.

@@ -210,10 +210,10 @@ impl BuildContext {
         let layout = disk::layout(&self.board.board, p.disk.size_mib, p.disk.data_size_mib)?;
         let mut blobs = Vec::new();
         for blob in &self.board.board.blobs {
-            let path = base.tree().join(&blob.path);
+            let path = base.tree().join(blob.path.as_str());
             let bytes = std::fs::read(&path)
                 .with_context(|| format!("reading boot blob `{}` from the base", blob.path))?;
-            blobs.push((blob.path.clone(), blob.sector, bytes));
+            blobs.push((blob.path.to_string(), blob.sector, bytes));
         }
         let sizes: Vec<(String, u64, u64)> =
             blobs.iter().map(|(p, s, b)| (p.clone(), *s, b.len() as u64)).collect();
