@@ -38,7 +38,11 @@ impl Drop for Daemon {
 }
 
 fn start_daemon(dir: &Path) -> Daemon {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let log = std::fs::File::create(dir.join("daemon.log")).expect("log file");
     let child = Command::new("prlimit")
         .arg("--nofile=1024:1024")
@@ -178,9 +182,10 @@ async fn flood_keeps_memory_bounded_and_a_paired_client_gets_through() {
     let mut late = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
     let mut buf = [0u8; 16];
     let waited = Instant::now();
-    let closed = tokio::time::timeout(HANDSHAKE_TIMEOUT + Duration::from_secs(3), late.read(&mut buf))
-        .await
-        .expect("a stalled connection outlived the handshake timeout");
+    let closed =
+        tokio::time::timeout(HANDSHAKE_TIMEOUT + Duration::from_secs(3), late.read(&mut buf))
+            .await
+            .expect("a stalled connection outlived the handshake timeout");
     assert!(matches!(closed, Ok(0) | Err(_)), "the daemon sent data to a silent peer");
     let stall_closed_secs = waited.elapsed().as_secs_f64();
     let rss_after = rss_kib(pid);
@@ -200,11 +205,9 @@ async fn flood_keeps_memory_bounded_and_a_paired_client_gets_through() {
         rss_peak < rss_before + RSS_BOUND_KIB,
         "memory grew from {rss_before} KiB to {rss_peak} KiB"
     );
-    for logged in [
-        "too many connections in their handshake",
-        "websocket handshake",
-        "handshake timed out",
-    ] {
+    for logged in
+        ["too many connections in their handshake", "websocket handshake", "handshake timed out"]
+    {
         assert!(log.contains(logged), "the log does not mention `{logged}`:\n{}", tail(&log));
     }
 }

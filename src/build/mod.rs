@@ -104,9 +104,8 @@ pub fn build(opts: &BuildOptions) -> anyhow::Result<PathBuf> {
 /// Whether an error comes from a full file system, from an I/O call or a tool's stderr.
 fn is_disk_full(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
-        let io_full = cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.raw_os_error() == Some(28));
+        let io_full =
+            cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.raw_os_error() == Some(28));
         io_full || cause.to_string().contains("No space left on device")
     })
 }

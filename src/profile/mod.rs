@@ -374,7 +374,8 @@ fn span_of_key(text: &str, section: &str, key: &str) -> Option<std::ops::Range<u
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim();
         if trimmed.starts_with('[') {
-            current = trimmed.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            let header = trimmed.trim_start_matches('[');
+            current = header.split(']').next().unwrap_or("").trim().to_string();
         } else if current == section {
             let start = line.len() - line.trim_start().len();
             let is_key =
