@@ -151,7 +151,12 @@ fn killed_build_leaves_the_previous_set_or_none() {
         let now = published(&out);
         if step == "publish_outputs" {
             // Old set, no set, or the new complete set: `published` checked whichever is there.
-            eprintln!("{label}: {}", if now.is_some() { "a complete set" } else { "no set" });
+            let what = match &now {
+                None => "no set",
+                Some(sums) if Some(sums) == previous.as_ref() => "the previous set, intact",
+                Some(_) => "the new complete set",
+            };
+            eprintln!("{label}: {what}");
         } else {
             assert_eq!(now, previous, "{label}: the previous set changed");
             eprintln!("{label}: the previous set is intact");
