@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::profile::types::{KernelArg, PackageName};
+use crate::profile::types::{FreeText, ImagePath, KernelArg, PackageName};
 
 /// The board description format this version of baseimg reads.
 pub const FORMAT: u32 = 1;
@@ -18,7 +18,7 @@ pub const SECTOR: u64 = 512;
 #[serde(deny_unknown_fields)]
 pub struct Board {
     pub format: u32,
-    pub description: String,
+    pub description: FreeText,
     /// Packages installed into the root filesystem for this board. Every board with the same
     /// list shares one cached base, so boot firmware belongs in `firmware_package` instead.
     #[serde(default)]
@@ -29,7 +29,7 @@ pub struct Board {
     pub firmware_package: Option<PackageName>,
     /// Device tree, relative to `/usr/lib/linux-image-<version>/`; none for firmware-provided.
     #[serde(default)]
-    pub device_tree: Option<String>,
+    pub device_tree: Option<ImagePath>,
     /// Kernel console arguments such as `console=ttyS2,1500000n8`.
     pub console: Vec<KernelArg>,
     /// First sector of the first partition; blobs must end before it.
@@ -44,7 +44,7 @@ pub struct Board {
 #[serde(deny_unknown_fields)]
 pub struct Blob {
     /// Path of the blob inside the firmware package, such as `usr/lib/u-boot/x/u-boot.itb`.
-    pub path: String,
+    pub path: ImagePath,
     pub sector: u64,
 }
 
@@ -84,16 +84,12 @@ pub fn load(project: &Path, name: &str) -> anyhow::Result<LoadedBoard> {
     Ok(LoadedBoard { name: name.to_string(), dir, board })
 }
 
+/// Blob paths are checked as they are read (`ImagePath`); blobs need a package to come from.
 fn check_blob_paths(board: &Board) -> anyhow::Result<()> {
     anyhow::ensure!(
         board.blobs.is_empty() || board.firmware_package.is_some(),
         "blobs need a `firmware_package` to take them from"
     );
-    for blob in &board.blobs {
-        let ok = !blob.path.starts_with('/')
-            && blob.path.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
-        anyhow::ensure!(ok, "blob path `{}` must be relative, without `..`", blob.path);
-    }
     Ok(())
 }
 

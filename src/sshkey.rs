@@ -48,6 +48,11 @@ impl serde::Serialize for AuthorizedKey {
 impl<'de> serde::Deserialize<'de> for AuthorizedKey {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
+        if text.contains(['\n', '\r']) {
+            return Err(serde::de::Error::custom(
+                "an SSH key entry contains a line break; give one key per list entry",
+            ));
+        }
         let mut keys = parse_authorized_keys(&text).map_err(serde::de::Error::custom)?;
         match keys.len() {
             1 => Ok(keys.remove(0)),
@@ -103,10 +108,18 @@ fn parse_line(line: &str) -> Result<AuthorizedKey, String> {
     if line.chars().any(|c| c.is_control() && c != '\t') {
         return Err("the line contains control characters".into());
     }
+    if line.chars().any(is_bidi_control) {
+        return Err("the line contains a bidirectional text control (it can make the \
+                    comment or options display differently from what they are)"
+            .into());
+    }
     if line.len() > 16 * 1024 {
         return Err("the line is longer than 16 KiB".into());
     }
     let (options, rest) = split_options(line)?;
+    if let Some(options) = options {
+        check_options(options)?;
+    }
     let mut words = rest.split_whitespace();
     let type_word = words.next().ok_or("no key type and key data")?;
     let blob = words.next().ok_or_else(|| format!("no key data after `{type_word}`"))?;
@@ -129,6 +142,65 @@ fn parse_line(line: &str) -> Result<AuthorizedKey, String> {
         algorithm: name,
         fingerprint: key.fingerprint(ssh_key::HashAlg::Sha256).to_string(),
     })
+}
+
+/// Invisible Unicode format characters: ones that reorder how text is displayed
+/// (embeddings, overrides, isolates, marks) and zero-width ones, a byte-order mark included.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+}
+
+/// The `authorized_keys` options OpenSSH knows (sshd(8), AUTHORIZED_KEYS FILE FORMAT).
+const KNOWN_OPTIONS: &[&str] = &[
+    "agent-forwarding",
+    "cert-authority",
+    "command",
+    "environment",
+    "expiry-time",
+    "from",
+    "no-agent-forwarding",
+    "no-port-forwarding",
+    "no-pty",
+    "no-user-rc",
+    "no-x11-forwarding",
+    "permitlisten",
+    "permitopen",
+    "port-forwarding",
+    "principals",
+    "pty",
+    "no-touch-required",
+    "verify-required",
+    "restrict",
+    "tunnel",
+    "user-rc",
+    "x11-forwarding",
+];
+
+/// Checks every comma-separated option names one OpenSSH knows; sshd skips a line with an
+/// unknown option, so the key would silently not work.
+fn check_options(options: &str) -> Result<(), String> {
+    let (mut quoted, mut escaped, mut start) = (false, false, 0);
+    let mut names = Vec::new();
+    for (i, c) in options.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                names.push(&options[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    names.push(&options[start..]);
+    for option in names {
+        let name = option.split_once('=').map_or(option, |(name, _)| name);
+        if !KNOWN_OPTIONS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(format!("unknown option `{name}` before the key type"));
+        }
+    }
+    Ok(())
 }
 
 /// The algorithm name a key blob starts with, when the blob decodes that far.
@@ -226,6 +298,18 @@ mod tests {
         assert!(parse_authorized_keys(truncated).is_err());
         let wrong = ED25519.replace("ssh-ed25519 ", "ssh-rsa ");
         assert!(parse_authorized_keys(&wrong).is_err());
+    }
+
+    #[test]
+    fn invisible_characters_and_unknown_options_are_refused() {
+        // Found by the ssh_keys fuzz target: a byte-order mark inside the text and a word
+        // that is no option were accepted, and the line did not parse back to itself.
+        let line = format!("\u{feff}ZHIkNO5icRwMYP8gceLxBxVrZ2eys {ED25519} alice");
+        assert!(parse_authorized_keys(&format!("# keys\n{line}")).is_err());
+        let err = parse_authorized_keys(&format!("ZHIkNO5icRw {ED25519}")).unwrap_err();
+        assert!(err.contains("unknown option `ZHIkNO5icRw`"), "{err}");
+        assert!(parse_authorized_keys(&format!("{ED25519} a\u{200b}b")).is_err());
+        assert!(parse_authorized_keys(&format!("No-Pty,restrict {ED25519}")).is_ok());
     }
 
     #[test]

@@ -26,12 +26,24 @@ fn message(path: &Path) -> String {
 fn pasted_key_forms_parse() {
     let good = files("good", "pub");
     assert!(good.len() >= 10, "the good corpus has shrunk to {}", good.len());
+    let mut algorithms = std::collections::BTreeSet::new();
     for path in good {
         let keys = baseimg::sshkey::read_key_file(&path)
             .unwrap_or_else(|e| panic!("{} is refused: {e:#}", path.display()));
         for key in keys {
             assert!(!key.line().contains(['\r', '\n', '\u{feff}']), "{}", path.display());
+            assert_eq!(key.line(), key.line().trim(), "{}", path.display());
+            algorithms.insert(key.algorithm().to_string());
         }
+    }
+    for wanted in [
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    ] {
+        assert!(algorithms.contains(wanted), "no good key of type {wanted}: {algorithms:?}");
     }
 }
 

@@ -1,12 +1,14 @@
 //! The daemon's connection handling: websocket accept, handshake, admission, pairing, API.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::AbortHandle;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
@@ -21,8 +23,22 @@ use crate::state::{DeviceState, PairedClient};
 use crate::transport::{websocket_config, FrameStream, WS_PATH};
 use crate::window::{PairingWindow, WindowReason};
 
-/// How long a peer has to finish the Noise handshake.
+/// How long a peer has, from its TCP connect, to finish the websocket upgrade and the Noise
+/// handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections still in their handshake at once. A new one beyond this pushes out the oldest,
+/// so a flood of idle or slow connections cannot keep a real client out.
+pub const MAX_PENDING: usize = 256;
+
+/// Sessions past the handshake at once; a connection beyond this is closed.
+pub const MAX_SESSIONS: usize = 64;
+
+/// How long a session may wait for the client's next request.
+pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Pause after a failed `accept` (out of file descriptors, for instance) before trying again.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// What the device says about itself in `Hello` and in status.
 #[derive(Debug, Clone)]
@@ -151,17 +167,85 @@ impl Device {
     }
 }
 
-/// Accepts connections on `listener` until the task is dropped.
+/// Connections in their handshake, oldest first, so the oldest can be pushed out.
+#[derive(Default)]
+struct Pending {
+    next_id: u64,
+    queue: VecDeque<(u64, SocketAddr, AbortHandle)>,
+}
+
+/// Removes its connection from [`Pending`] when the handshake ends, however it ends.
+struct PendingSlot {
+    pending: Arc<Mutex<Pending>>,
+    id: u64,
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.queue.retain(|(id, _, _)| *id != self.id);
+    }
+}
+
+/// A warning that would repeat for every connection of a flood is logged at most once a
+/// second, with the number of times it happened since.
+struct Throttled {
+    what: &'static str,
+    last: Option<Instant>,
+    count: u64,
+}
+
+impl Throttled {
+    const fn new(what: &'static str) -> Self {
+        Self { what, last: None, count: 0 }
+    }
+
+    fn warn(&mut self, detail: &str) {
+        self.count += 1;
+        let now = Instant::now();
+        if self.last.is_none_or(|last| now.duration_since(last) >= Duration::from_secs(1)) {
+            log::warn!("{} ({} since the last report): {detail}", self.what, self.count);
+            self.last = Some(now);
+            self.count = 0;
+        }
+    }
+}
+
+/// Accepts connections on `listener` until the task is dropped. Every connection has
+/// [`HANDSHAKE_TIMEOUT`] to authenticate; at most [`MAX_PENDING`] may be trying at once and at
+/// most [`MAX_SESSIONS`] may be past it.
 pub async fn serve(listener: TcpListener, device: Arc<Device>) -> anyhow::Result<()> {
+    let pending = Arc::new(Mutex::new(Pending::default()));
+    let sessions = Arc::new(Semaphore::new(MAX_SESSIONS));
+    let mut accept_failures = Throttled::new("accepting a connection failed");
+    let mut pushed_out = Throttled::new("too many connections in their handshake");
     loop {
-        let (stream, peer) = listener.accept().await.context("accepting a connection")?;
-        let device = Arc::clone(&device);
-        tokio::spawn(async move {
-            match handle_connection(stream, peer, device).await {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                accept_failures.warn(&format!("{err}; retrying"));
+                tokio::time::sleep(ACCEPT_RETRY).await;
+                continue;
+            }
+        };
+        let mut queue = pending.lock().unwrap_or_else(|p| p.into_inner());
+        let oldest = if queue.queue.len() >= MAX_PENDING { queue.queue.pop_front() } else { None };
+        let id = queue.next_id;
+        queue.next_id += 1;
+        let slot = PendingSlot { pending: Arc::clone(&pending), id };
+        let (device, sessions) = (Arc::clone(&device), Arc::clone(&sessions));
+        let task = tokio::spawn(async move {
+            match handle_connection(stream, peer, device, slot, sessions).await {
                 Ok(()) => log::info!("{peer}: connection ended"),
                 Err(err) => log::warn!("{peer}: connection closed: {err:#}"),
             }
         });
+        queue.queue.push_back((id, peer, task.abort_handle()));
+        drop(queue);
+        if let Some((_, oldest, task)) = oldest {
+            task.abort();
+            pushed_out.warn(&format!("closed the oldest, from {oldest}"));
+        }
     }
 }
 
@@ -180,13 +264,19 @@ async fn handle_connection(
     stream: TcpStream,
     peer: SocketAddr,
     device: Arc<Device>,
+    slot: PendingSlot,
+    sessions: Arc<Semaphore>,
 ) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
     let config = Some(websocket_config());
-    let ws = tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, config)
-        .await
-        .context("websocket handshake")?;
+    let upgrade = tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, config);
+    let ws = match tokio::time::timeout_at(deadline, upgrade).await {
+        Ok(ws) => ws.context("websocket handshake")?,
+        Err(_) => bail!("websocket handshake timed out"),
+    };
     let mut frames = FrameStream::new(ws);
-    let handshake = timeout(HANDSHAKE_TIMEOUT, noise::respond(&mut frames, &device.keys)).await;
+    let handshake =
+        tokio::time::timeout_at(deadline, noise::respond(&mut frames, &device.keys)).await;
     let established = match handshake {
         Ok(Ok(established)) => established,
         Ok(Err(err)) => {
@@ -198,6 +288,11 @@ async fn handle_connection(
             frames.close("noise handshake timed out").await;
             bail!("noise handshake timed out");
         }
+    };
+    drop(slot);
+    let Ok(_permit) = sessions.try_acquire_owned() else {
+        frames.close("too many sessions").await;
+        bail!("too many sessions ({MAX_SESSIONS}) are open");
     };
     let code = established.code;
     let mut session = Session::new(frames, established);
@@ -267,7 +362,15 @@ async fn pair(session: &mut Session<TcpStream>, device: &Arc<Device>) -> anyhow:
 async fn serve_api(session: &mut Session<TcpStream>, device: &Arc<Device>) -> anyhow::Result<()> {
     let client = session.remote();
     loop {
-        let request = match session.recv::<messages::Request>().await {
+        let Ok(received) = timeout(SESSION_IDLE_TIMEOUT, session.recv::<messages::Request>()).await
+        else {
+            bail!(
+                "client {} sent nothing for {}s",
+                client.short_id(),
+                SESSION_IDLE_TIMEOUT.as_secs()
+            );
+        };
+        let request = match received {
             Err(SessionError::Channel(noise::ChannelError::Transport(
                 crate::transport::TransportError::Closed(_),
             ))) => return Ok(()),

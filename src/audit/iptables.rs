@@ -128,11 +128,13 @@ fn add_line(
     }
     match words.first().map(String::as_str) {
         Some("-A") | Some("--append") | Some("-I") | Some("--insert") => {
-            let chain = words.get(1).cloned().unwrap_or_default();
+            let Some(chain) = words.get(1).cloned() else {
+                return Err((format!("rule without a chain: `{line}`"), at));
+            };
             let Some(c) = chains.get_mut(&chain) else {
                 return Err((format!("rule for undeclared chain `{chain}`"), at));
             };
-            c.rules.push(Rule { words: words[2..].to_vec(), at });
+            c.rules.push(Rule { words: words.get(2..).unwrap_or_default().to_vec(), at });
             Ok(())
         }
         _ => Err((format!("line iptables-restore does not know: `{line}`"), at)),
@@ -163,6 +165,13 @@ fn shell_words(line: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn append_without_a_chain_is_an_error_not_a_panic() {
+        // Found by the audit_iptables fuzz target.
+        let err = super::parse("*filter\n:INPUT DROP [0:0]\n-A\nCOMMIT\n", "rules.v4");
+        assert!(err.expect_err("refused").0.contains("rule without a chain"));
+    }
+
     use super::*;
 
     #[test]

@@ -89,6 +89,29 @@ pub fn disk_ids(name: &str, epoch: u64) -> render::DiskIds {
 /// Runs the whole build and returns the output folder.
 pub fn build(opts: &BuildOptions) -> anyhow::Result<PathBuf> {
     let ctx = BuildContext::new(opts)?;
+    match build_with(&ctx) {
+        Err(err) if is_disk_full(&err) => {
+            let work = ctx.work_dir.display().to_string();
+            drop(ctx);
+            Err(err.context(format!(
+                "no space left on the disk that holds `{work}`: free some space or choose an \
+                 output folder on a bigger disk (--out); the partial files were removed"
+            )))
+        }
+        other => other,
+    }
+}
+
+/// Whether an error comes from a full file system, from an I/O call or a tool's stderr.
+fn is_disk_full(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        let io_full =
+            cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.raw_os_error() == Some(28));
+        io_full || cause.to_string().contains("No space left on device")
+    })
+}
+
+fn build_with(ctx: &BuildContext) -> anyhow::Result<PathBuf> {
     let base = ctx.fetch_base()?;
     let firmware = ctx.fetch_firmware()?;
     let facts = render::BaseFacts::read(&base.tree())?;
@@ -98,7 +121,8 @@ pub fn build(opts: &BuildOptions) -> anyhow::Result<PathBuf> {
     let base_hash = ctx.assemble_rootfs(&base, &overlay)?;
     anyhow::ensure!(
         base_hash == base.meta.tarball_sha256,
-        "the cached base `{}` is damaged (sha256 {base_hash}, expected {}); remove it and build again",
+        "the cached base `{}` is damaged (sha256 {base_hash}, expected {}); nothing was \
+         published; build again with --rebuild-base to replace it",
         base.tarball().display(),
         base.meta.tarball_sha256
     );
@@ -222,11 +246,11 @@ impl BuildContext {
         let mut blobs = Vec::new();
         for blob in &self.board.board.blobs {
             let firmware = firmware.context("the board has blobs but no firmware package")?;
-            let path = firmware.tree().join(&blob.path);
+            let path = firmware.tree().join(blob.path.as_str());
             let bytes = std::fs::read(&path).with_context(|| {
                 format!("reading boot blob `{}` from {}", blob.path, firmware.meta.package)
             })?;
-            blobs.push((blob.path.clone(), blob.sector, bytes));
+            blobs.push((blob.path.to_string(), blob.sector, bytes));
         }
         let sizes: Vec<(String, u64, u64)> =
             blobs.iter().map(|(p, s, b)| (p.clone(), *s, b.len() as u64)).collect();

@@ -71,6 +71,7 @@ pub struct ImageSection {
     pub board: Hostname,
     pub hostname: Hostname,
     /// Clamp for every timestamp in the image (seconds since 1970).
+    #[serde(deserialize_with = "types::source_date_epoch")]
     pub source_date_epoch: u64,
 }
 
@@ -88,6 +89,7 @@ pub struct BaseSection {
 #[serde(deny_unknown_fields, default)]
 pub struct DiskSection {
     /// Size of the whole disk image in MiB.
+    #[serde(deserialize_with = "types::disk_size_mib")]
     pub size_mib: u32,
     /// Size of the persistent data partition (the last one) in MiB.
     pub data_size_mib: u32,
@@ -145,6 +147,7 @@ impl Default for MiddlewareSection {
 #[serde(deny_unknown_fields, default)]
 pub struct KernelSection {
     /// Seconds before the kernel reboots after a panic (instead of a rescue shell).
+    #[serde(deserialize_with = "types::panic_seconds")]
     pub panic_seconds: u32,
     /// Extra words appended to the kernel command line.
     pub extra_args: Vec<KernelArg>,
@@ -159,8 +162,11 @@ impl Default for KernelSection {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Fail2banSection {
+    #[serde(deserialize_with = "types::max_retry")]
     pub max_retry: u32,
+    #[serde(deserialize_with = "types::find_time_seconds")]
     pub find_time_seconds: u32,
+    #[serde(deserialize_with = "types::ban_time_seconds")]
     pub ban_time_seconds: u32,
 }
 
@@ -190,10 +196,31 @@ pub fn resolve(project: &Path, name_or_path: &str) -> PathBuf {
 
 /// Reads, parses and checks a profile file.
 pub fn load(path: &Path) -> anyhow::Result<LoadedProfile> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading profile `{}`", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading profile `{}`", path.display()))?;
+    let text = decode(&bytes).map_err(|e| anyhow::anyhow!("{}", e.render(path, "")))?;
     let profile = parse(&text).map_err(|e| anyhow::anyhow!("{}", e.render(path, &text)))?;
     Ok(LoadedProfile { path: path.to_path_buf(), text, profile })
+}
+
+/// The profile's bytes as text: UTF-8 only, without a byte-order mark; an error names the
+/// line and column of the first byte that is not UTF-8.
+pub fn decode(bytes: &[u8]) -> Result<String, ProfileError> {
+    if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
+        return Err(ProfileError::plain("the profile is UTF-16 text; save it as UTF-8".into()));
+    }
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(text.to_string()),
+        Err(e) => {
+            let good = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
+            let (line, column) = line_column(good, good.len());
+            let bad = bytes[e.valid_up_to()];
+            Err(ProfileError::plain(format!(
+                "line {line}, column {column}: byte 0x{bad:02x} is not UTF-8; profiles are UTF-8 text"
+            )))
+        }
+    }
 }
 
 /// A profile error with the byte range it concerns.
@@ -209,12 +236,20 @@ impl ProfileError {
         Self { message, span: None, hint: None }
     }
 
+    /// The same error pointing at `span` when it has no position of its own.
+    fn at(mut self, span: Option<std::ops::Range<usize>>) -> Self {
+        if self.span.is_none() {
+            self.span = span;
+        }
+        self
+    }
+
     /// `file:line:column: message`, the offending line, and a hint when there is one.
     pub fn render(&self, path: &Path, text: &str) -> String {
         let mut out = match &self.span {
             Some(span) => {
                 let (line, column) = line_column(text, span.start);
-                let source = text.lines().nth(line - 1).unwrap_or("");
+                let source = shown_line(text.lines().nth(line - 1).unwrap_or(""));
                 format!("{}:{line}:{column}: {}\n  | {source}", path.display(), self.message)
             }
             None => format!("{}: {}", path.display(), self.message),
@@ -224,6 +259,24 @@ impl ProfileError {
         }
         out
     }
+}
+
+/// A source line as the error shows it: control characters escaped so that they cannot act
+/// on the terminal, and at most 200 characters.
+fn shown_line(line: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in line.chars().enumerate() {
+        if i == 200 {
+            out.push_str(" …");
+            break;
+        }
+        if c.is_control() && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
@@ -236,11 +289,20 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 /// Parses profile text: the format version first, then the strict schema, then the checks
 /// that span several keys.
 pub fn parse(text: &str) -> Result<Profile, ProfileError> {
+    if text.trim().is_empty() {
+        return Err(ProfileError {
+            message: "the profile is empty".into(),
+            span: None,
+            hint: Some(format!("start the profile with `format = {FORMAT}`")),
+        });
+    }
     check_format(text)?;
     let profile: Profile = toml::from_str(text).map_err(|e| from_toml(&e))?;
-    check_packages(&profile)?;
-    check_disk(&profile.disk)?;
-    check_waivers(&profile.audit)?;
+    let at = |section: &str, key: &str| span_of_key(text, section, key);
+    check_packages(&profile).map_err(|e| e.at(at("base", "packages")))?;
+    check_disk(&profile.disk).map_err(|e| e.at(at("disk", "data_size_mib")))?;
+    check_ports(&profile, text)?;
+    check_waivers(&profile.audit).map_err(|e| e.at(at("audit", "waive")))?;
     Ok(profile)
 }
 
@@ -256,7 +318,7 @@ fn check_format(text: &str) -> Result<(), ProfileError> {
             message: format!(
                 "unsupported profile format {other}; this baseimg reads format {FORMAT}"
             ),
-            span: None,
+            span: span_of_key(text, "", "format"),
             hint: Some(format!("set `format = {FORMAT}` and check the profile reference")),
         }),
         None => Err(ProfileError {
@@ -268,8 +330,12 @@ fn check_format(text: &str) -> Result<(), ProfileError> {
 }
 
 fn from_toml(e: &toml::de::Error) -> ProfileError {
-    let message = e.message().trim().to_string();
-    let hint = unknown_field_hint(&message);
+    let message = e.message().trim().replace("expected i64", "expected an integer");
+    let hint = unknown_field_hint(&message).or_else(|| {
+        (message.starts_with("invalid basic string")
+            || message.starts_with("invalid literal string"))
+        .then(|| "a string must end on its line and hold no raw control characters".into())
+    });
     ProfileError { message, span: e.span(), hint }
 }
 
@@ -283,7 +349,8 @@ fn unknown_field_hint(message: &str) -> Option<String> {
         .step_by(2)
         .map(|known| (strsim::damerau_levenshtein(unknown, known), known))
         .min()?;
-    (best.0 <= 3).then(|| format!("did you mean `{}`?", best.1))
+    let close = best.0 <= 3 && best.0 * 2 < unknown.chars().count();
+    close.then(|| format!("did you mean `{}`?", best.1))
 }
 
 fn check_packages(profile: &Profile) -> Result<(), ProfileError> {
@@ -295,6 +362,53 @@ fn check_packages(profile: &Profile) -> Result<(), ProfileError> {
             span: None,
             hint: Some("every image needs these for its hardening controls".into()),
         });
+    }
+    Ok(())
+}
+
+/// The byte range of `key = ...` in `[section]`, for errors found after parsing. Plain
+/// `[section]` headers and bare keys are enough: the text has already parsed as a profile.
+fn span_of_key(text: &str, section: &str, key: &str) -> Option<std::ops::Range<usize>> {
+    let mut offset = 0;
+    let mut current = String::new();
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            let header = trimmed.trim_start_matches('[');
+            current = header.split(']').next().unwrap_or("").trim().to_string();
+        } else if current == section {
+            let start = line.len() - line.trim_start().len();
+            let is_key =
+                trimmed.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='));
+            if is_key {
+                return Some(offset + start..offset + start + key.len());
+            }
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// The three listening ports must differ: two services cannot share one.
+fn check_ports(profile: &Profile, text: &str) -> Result<(), ProfileError> {
+    let ports = [
+        ("ssh", "port", profile.ssh.port),
+        ("network", "https_port", profile.network.https_port),
+        ("middleware", "port", profile.middleware.port),
+    ];
+    for (i, (sa, ka, pa)) in ports.iter().enumerate() {
+        for (sb, kb, pb) in &ports[i + 1..] {
+            if pa == pb {
+                let span = span_of_key(text, sb, kb).or_else(|| span_of_key(text, sa, ka));
+                return Err(ProfileError {
+                    message: format!(
+                        "{sa}.{ka} and {sb}.{kb} are both {pa}; each service needs its own port"
+                    ),
+                    span,
+                    hint: None,
+                });
+            }
+        }
     }
     Ok(())
 }
@@ -311,12 +425,6 @@ fn check_waivers(audit: &AuditSection) -> Result<(), ProfileError> {
 }
 
 fn check_disk(disk: &DiskSection) -> Result<(), ProfileError> {
-    if disk.size_mib < 1024 || disk.size_mib > 64 * 1024 {
-        return Err(ProfileError::plain(format!(
-            "disk.size_mib = {} is out of range (1024 to 65536)",
-            disk.size_mib
-        )));
-    }
     if disk.data_size_mib < 16 || disk.data_size_mib > disk.size_mib / 2 {
         return Err(ProfileError::plain(format!(
             "disk.data_size_mib = {} is out of range (16 to half of disk.size_mib)",

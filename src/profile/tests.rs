@@ -39,6 +39,33 @@ fn far_off_key_gets_no_hint() {
 }
 
 #[test]
+fn errors_found_after_parsing_point_at_their_key() {
+    let text = MINIMAL.to_string() + "[disk]  # sizes\nsize_mib = 2048\ndata_size_mib = 4000\n";
+    let err = parse(&text).unwrap_err();
+    let rendered = err.render(Path::new("p.toml"), &text);
+    assert!(rendered.starts_with("p.toml:14:1: disk.data_size_mib = 4000"), "{rendered}");
+    let ports = MINIMAL.to_string() + "[middleware]\nport = 443\n";
+    let rendered = parse(&ports).unwrap_err().render(Path::new("p.toml"), &ports);
+    assert!(
+        rendered.starts_with("p.toml:13:1: network.https_port and middleware.port"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn error_lines_cannot_drive_the_terminal() {
+    assert_eq!(shown_line("a\u{1b}[2Jb\0"), "a\\u{1b}[2Jb\\u{0}");
+    assert!(shown_line(&"x".repeat(500)).ends_with(" …"));
+}
+
+#[test]
+fn bytes_that_are_not_utf8_are_located() {
+    let err = decode(b"format = 1\n# caf\xe9\n").expect_err("not UTF-8");
+    assert_eq!(err.message, "line 2, column 6: byte 0xe9 is not UTF-8; profiles are UTF-8 text");
+    assert_eq!(decode(b"\xef\xbb\xbfformat = 1\n").expect("BOM skipped"), "format = 1\n");
+}
+
+#[test]
 fn line_and_column_count_characters_not_bytes() {
     assert_eq!(line_column("a\nbé=x", 5), (2, 3));
     assert_eq!(line_column("", 0), (1, 1));

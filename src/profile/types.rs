@@ -37,6 +37,16 @@ macro_rules! checked_string {
     };
 }
 
+/// A value as error messages quote it: debug-escaped and cut after 80 characters.
+pub fn quoted(s: &str) -> String {
+    let count = s.chars().count();
+    if count <= 80 {
+        return format!("{s:?}");
+    }
+    let head: String = s.chars().take(80).collect();
+    format!("{head:?}… ({count} characters)")
+}
+
 /// A host name: one DNS label, lowercase letters, digits and inner hyphens, 1 to 63 bytes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Hostname(String);
@@ -46,7 +56,8 @@ fn check_hostname(s: &str) -> Result<(), String> {
     let ok_chars = s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if s.is_empty() || s.len() > 63 || !ok_chars || s.starts_with('-') || s.ends_with('-') {
         return Err(format!(
-            "invalid hostname {s:?}: use 1 to 63 lowercase letters, digits or inner hyphens"
+            "invalid hostname {}: use 1 to 63 lowercase letters, digits or inner hyphens",
+            quoted(s)
         ));
     }
     Ok(())
@@ -64,7 +75,7 @@ fn check_package_name(s: &str) -> Result<(), String> {
     let rest_ok =
         name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b));
     if name.len() < 2 || !first_ok || !rest_ok {
-        return Err(format!("invalid Debian package name {s:?}"));
+        return Err(format!("invalid Debian package name {}", quoted(s)));
     }
     Ok(())
 }
@@ -79,7 +90,8 @@ fn check_suite(s: &str) -> Result<(), String> {
         !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
     if !ok {
         return Err(format!(
-            "invalid Debian suite {s:?}: expected a codename such as \"bookworm\""
+            "invalid Debian suite {}: expected a codename such as \"bookworm\"",
+            quoted(s)
         ));
     }
     Ok(())
@@ -95,7 +107,8 @@ fn check_mirror(s: &str) -> Result<(), String> {
     let chars_ok = s.bytes().all(|b| b.is_ascii_graphic()) && s.len() <= 512;
     if !scheme_ok || !chars_ok {
         return Err(format!(
-            "invalid mirror URL {s:?}: expected http:// or https:// and no spaces"
+            "invalid mirror URL {}: expected http:// or https:// and no spaces, at most 512 bytes",
+            quoted(s)
         ));
     }
     Ok(())
@@ -112,11 +125,124 @@ fn check_kernel_arg(s: &str) -> Result<(), String> {
         && s.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\'' && b != b'\\');
     if !ok {
         return Err(format!(
-            "invalid kernel argument {s:?}: one word of printable characters, no quotes"
+            "invalid kernel argument {}: one word of printable characters, no quotes",
+            quoted(s)
+        ));
+    }
+    if let Some(key) = forbidden_kernel_arg(s) {
+        return Err(format!(
+            "kernel argument {} is not allowed: `{key}` would override the image's boot \
+             or security settings",
+            quoted(s)
         ));
     }
     Ok(())
 }
+
+/// Kernel parameters a profile or board may not set: they would replace the root, the init
+/// or the panic behaviour baseimg sets, or open a shell or switch off a security module.
+const FORBIDDEN_KERNEL_ARGS: &[&str] = &[
+    "init",
+    "rdinit",
+    "root",
+    "rootflags",
+    "panic",
+    "single",
+    "emergency",
+    "rescue",
+    "s",
+    "1",
+    "break",
+    "systemd.unit",
+    "systemd.debug_shell",
+    "systemd.debug-shell",
+    "systemd.mask",
+    "apparmor",
+    "selinux",
+    "security",
+    "lsm",
+    "module.sig_enforce",
+];
+
+fn forbidden_kernel_arg(s: &str) -> Option<&'static str> {
+    let key = s.split_once('=').map_or(s, |(key, _)| key).to_ascii_lowercase();
+    FORBIDDEN_KERNEL_ARGS.iter().copied().find(|f| *f == key)
+}
+
+/// A path inside the image, relative to its root: `/`-separated words of letters, digits and
+/// `._+-`, no empty, `.` or `..` component, at most 255 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ImagePath(String);
+checked_string!(ImagePath, check_image_path);
+
+fn check_image_path(s: &str) -> Result<(), String> {
+    let chars_ok = s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-/".contains(&b));
+    let parts_ok = s.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+    if s.is_empty() || s.len() > 255 || !chars_ok || !parts_ok {
+        return Err(format!(
+            "invalid path inside the image {}: relative, without `..`, letters, digits and \
+             `._+-/` only, at most 255 bytes",
+            quoted(s)
+        ));
+    }
+    Ok(())
+}
+
+/// Human-readable text such as a description: 1 to 200 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FreeText(String);
+checked_string!(FreeText, check_free_text);
+
+/// Longest free text accepted, in characters.
+pub const MAX_FREE_TEXT: usize = 200;
+
+fn check_free_text(s: &str) -> Result<(), String> {
+    if s.trim().is_empty() {
+        return Err("empty text".into());
+    }
+    if let Some(c) = s.chars().find(|c| c.is_control()) {
+        return Err(format!("text {} contains the control character {c:?}", quoted(s)));
+    }
+    let count = s.chars().count();
+    if count > MAX_FREE_TEXT {
+        return Err(format!("text of {count} characters; at most {MAX_FREE_TEXT} are allowed"));
+    }
+    Ok(())
+}
+
+/// Reads an integer and checks it lies in `min..=max`; the error names the accepted range.
+fn bounded<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    min: u64,
+    max: u64,
+    what: &str,
+) -> Result<u64, D::Error> {
+    let value = i64::deserialize(d)?;
+    match u64::try_from(value) {
+        Ok(v) if (min..=max).contains(&v) => Ok(v),
+        _ => Err(serde::de::Error::custom(format!(
+            "{what} = {value} is out of range ({min} to {max})"
+        ))),
+    }
+}
+
+/// Defines a `deserialize_with` function for an integer key with a fixed range.
+macro_rules! bounded_int {
+    ($fn:ident, $ty:ty, $min:expr, $max:expr, $what:expr) => {
+        pub fn $fn<'de, D: serde::Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
+            let v = bounded(d, $min, $max, $what)?;
+            <$ty>::try_from(v).map_err(serde::de::Error::custom)
+        }
+    };
+}
+
+// The latest epoch is 2106-02-07, the end of unsigned 32-bit time in tar and file systems.
+bounded_int!(source_date_epoch, u64, 0, u64::from(u32::MAX), "image.source_date_epoch");
+bounded_int!(disk_size_mib, u32, 1024, 65536, "disk.size_mib");
+bounded_int!(panic_seconds, u32, 1, 3600, "kernel.panic_seconds");
+bounded_int!(max_retry, u32, 1, 100, "fail2ban.max_retry");
+bounded_int!(find_time_seconds, u32, 10, 7 * 86_400, "fail2ban.find_time_seconds");
+bounded_int!(ban_time_seconds, u32, 10, 365 * 86_400, "fail2ban.ban_time_seconds");
 
 /// A TCP or UDP port number, 1 to 65535.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -176,8 +302,25 @@ mod tests {
     #[test]
     fn kernel_args_are_single_words() {
         assert!(KernelArg::try_from("loglevel=4".to_string()).is_ok());
-        for bad in ["", "a b", "x\"y", "a\nb"] {
+        for bad in ["", "a b", "x\"y", "a\nb", "init=/bin/sh", "Single", "systemd.unit=x"] {
             assert!(KernelArg::try_from(bad.to_string()).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn image_paths_stay_inside_the_image() {
+        assert!(ImagePath::try_from("rockchip/rk3399-rockpro64.dtb".to_string()).is_ok());
+        for bad in ["", "/etc/x", "a/../b", "a//b", "a/./b", "a b", "a\nb", "a$(x)"] {
+            assert!(ImagePath::try_from(bad.to_string()).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn free_text_is_bounded_and_printable() {
+        assert!(FreeText::try_from("Pine64 RockPro64 (Rockchip RK3399)".to_string()).is_ok());
+        for bad in [String::new(), " ".into(), "a\nb".into(), "a\u{1b}[2J".into(), "x".repeat(201)]
+        {
+            assert!(FreeText::try_from(bad.clone()).is_err(), "{bad:?} accepted");
         }
     }
 }

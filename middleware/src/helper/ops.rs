@@ -14,6 +14,10 @@ use crate::messages::{Account, ServiceState, SystemStatus};
 const CHPASSWD: &str = "/usr/sbin/chpasswd";
 const USERMOD: &str = "/usr/sbin/usermod";
 const SYSTEMCTL: &str = "/usr/bin/systemctl";
+const SYSTEMD_RUN: &str = "/usr/bin/systemd-run";
+/// A reboot starts this long after it is asked for, so the reply reaches the client before
+/// nginx and the daemon stop.
+const REBOOT_DELAY: &str = "--on-active=3";
 
 /// The SSH server's unit.
 pub const SSH_UNIT: &str = "ssh.service";
@@ -105,7 +109,8 @@ impl SystemOps {
         if !self.is_live() {
             bail!("reboot is only possible on the live system, not on `{}`", self.root.display());
         }
-        run_checked(self.runner.as_ref(), &CommandSpec::new(SYSTEMCTL, &["reboot"]))?;
+        let args = [REBOOT_DELAY, "--unit=base-middleware-reboot", SYSTEMCTL, "reboot"];
+        run_checked(self.runner.as_ref(), &CommandSpec::new(SYSTEMD_RUN, &args))?;
         Ok(())
     }
 
@@ -204,7 +209,10 @@ mod tests {
     fn live_reboot_asks_systemd() {
         let (ops, recorder) = live();
         assert_eq!(ops.handle(&HelperRequest::Reboot), HelperReply::Done);
-        assert_eq!(recorder.0.lock().expect("lock").clone(), ["/usr/bin/systemctl reboot"]);
+        assert_eq!(
+            recorder.0.lock().expect("lock").clone(),
+            ["/usr/bin/systemd-run --on-active=3 --unit=base-middleware-reboot /usr/bin/systemctl reboot"]
+        );
     }
 
     #[test]
