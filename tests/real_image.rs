@@ -12,7 +12,8 @@ use std::process::Command;
 fn out_dir() -> PathBuf {
     let dir =
         std::env::var_os("BASEIMG_IMAGE_DIR").expect("set BASEIMG_IMAGE_DIR to an output folder");
-    PathBuf::from(dir)
+    // Absolute, so links made to its files from elsewhere resolve.
+    std::fs::canonicalize(&dir).expect("BASEIMG_IMAGE_DIR exists")
 }
 
 fn manifest() -> serde_json::Value {
