@@ -58,15 +58,7 @@ fn free_port() -> u16 {
 fn start_daemon(dir: &Path) -> Daemon {
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_base-middleware"))
-        .args(["serve", "--no-mdns", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--helper-socket")
-        .arg(dir.join("helper.sock"))
-        .arg("--control-socket")
-        .arg(dir.join("control.sock"))
-        .arg("--console")
-        .arg(dir.join("no-console/console"))
+        .args(common::serve_args(dir, port))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -162,3 +162,21 @@ pub async fn expect_reply(conn: &mut Connection<TcpStream>, request: Request) ->
     }
     reply
 }
+
+/// Arguments of `base-middleware serve` on loopback `port`, with its state, sockets and
+/// console under `dir` (the console path does not exist, so codes go to the log only).
+pub fn serve_args(dir: &Path, port: u16) -> Vec<std::ffi::OsString> {
+    let listen = format!("127.0.0.1:{port}");
+    let mut args: Vec<std::ffi::OsString> =
+        ["serve", "--no-mdns", "--listen", &listen].iter().map(Into::into).collect();
+    for (flag, name) in [
+        ("--state-dir", "state"),
+        ("--helper-socket", "helper.sock"),
+        ("--control-socket", "control.sock"),
+        ("--console", "no-console/console"),
+    ] {
+        args.push(flag.into());
+        args.push(dir.join(name).into());
+    }
+    args
+}
